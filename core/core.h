@@ -1,0 +1,301 @@
+// core/core.h: the one public header of pmf's tensor engine.
+//
+// Float32 tensors up to 4-D, an arena per step, a parameter store, a counter-based RNG, a tape
+// with reverse-mode gradients, eager forward-mode tangents, and safetensors I/O.
+// core/ knows nothing about images, flows, models or datasets; everything else builds on it.
+//
+// Conventions every op follows (read these before writing one):
+// - Every op has three faces, written as plain kernels on raw float* in the op's file:
+//   *_forward, *_tangent, *_backward. The op_* wrapper calls forward, then tangent when any input
+//   carries a tangent (a NULL tangent means zero), and records a tape node when gradients are on.
+// - Backward kernels accumulate (+=) into input gradients.
+// - Tensors are row-major. Kernels need contiguous inputs; op_permute/op_slice make strided views
+//   and op_contiguous copies one into dense storage (with its own backward and tangent).
+// - Views alias their base's data, gradient and tangent (same offset, same strides), so view ops
+//   need no tape node: a gradient written through a view lands in the base.
+// - Images are NCHW (as PyTorch), linear weights are (out, in) (as torch.nn.Linear).
+#ifndef PMF_CORE_H
+#define PMF_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TENSOR_MAX_DIMS 4
+
+// ---------------------------------------------------------------------------------------------
+// Errors: library calls that can fail on bad input return NULL or -1 and leave a message here,
+// naming the file and the field. Internal invariants (shape misuse by our own code) abort.
+const char *core_last_error(void);
+void core_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void core_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void *core_malloc(size_t bytes, const char *what);   // aborts with a message on failure
+void *core_calloc(size_t n, size_t size, const char *what);
+
+// ---------------------------------------------------------------------------------------------
+// Arena: bump allocation for one step's activations. Reset keeps its chunks, so after the first
+// step of a loop no further malloc happens. Every block is 64-byte aligned.
+typedef struct ArenaChunk ArenaChunk;
+typedef struct Arena {
+    ArenaChunk *chunks;    // chunk list, first is current-or-earlier
+    ArenaChunk *current;
+    size_t chunk_bytes;    // default size of a new chunk
+    size_t used;           // bytes handed out since the last reset
+    size_t peak;           // largest `used` seen
+    size_t reserved;       // bytes held in chunks
+} Arena;
+
+void arena_init(Arena *a, size_t chunk_bytes);
+void *arena_alloc(Arena *a, size_t bytes);           // uninitialised
+void *arena_calloc(Arena *a, size_t bytes);          // zeroed
+void arena_reset(Arena *a);
+void arena_free(Arena *a);
+
+// ---------------------------------------------------------------------------------------------
+// Tensor
+typedef struct Tensor Tensor;
+struct Tensor {
+    float *data;
+    float *tangent;          // forward-mode derivative; NULL = zero tangent
+    float *grad;             // reverse-mode gradient; allocated lazily, see tensor_grad()
+    int ndim;
+    int shape[TENSOR_MAX_DIMS];
+    int64_t stride[TENSOR_MAX_DIMS];  // in elements
+    int64_t numel;
+    const char *name;
+    int requires_grad;       // a parameter, or computed from one while the tape records
+    Tensor *base;            // storage owner of a view (never itself a view); NULL if owner
+    int64_t offset;          // offset of a view into base's buffers, elements
+};
+
+int tensor_is_contiguous(const Tensor *t);
+int tensor_same_shape(const Tensor *a, const Tensor *b);
+void tensor_shape_str(const Tensor *t, char *buf, size_t n);   // "(2, 3, 4)"
+int tensor_axis(const Tensor *t, int axis);                    // negative axes count from the end
+
+// ---------------------------------------------------------------------------------------------
+// Tape: records ops for backward, owns nothing but its node list; tensors live in its arena.
+typedef struct Tape Tape;
+typedef struct TapeNode TapeNode;
+typedef void (*BackwardFn)(Tape *tp, TapeNode *node);
+
+#define TAPE_MAX_INPUTS 4
+struct TapeNode {
+    BackwardFn backward;
+    const char *op;                      // op name, for error messages and debugging
+    Tensor *out;
+    Tensor *in[TAPE_MAX_INPUTS];
+    int n_in;
+    float *saved[4];                     // arena buffers the forward kept for backward
+    int64_t iarg[8];                     // small integer arguments (shapes, strides, flags)
+    float farg[4];                       // small float arguments (eps, scales)
+    void *extra;                         // larger op-specific data, arena-allocated
+};
+
+struct Tape {
+    Arena *arena;
+    TapeNode *nodes;
+    int n_nodes, cap_nodes;
+    int recording;                       // 0: no-tape mode (inference, frozen networks)
+};
+
+void tape_init(Tape *tp, Arena *arena);
+void tape_free(Tape *tp);
+// Clears the node list and resets the arena: every tensor made through this tape is gone.
+void tape_reset(Tape *tp);
+void tape_set_recording(Tape *tp, int on);
+
+// New dense tensor in the tape's arena, uninitialised / zeroed. No grad, no tangent.
+Tensor *tensor_new(Tape *tp, int ndim, const int *shape, const char *name);
+Tensor *tensor_zeros(Tape *tp, int ndim, const int *shape, const char *name);
+Tensor *tensor_from(Tape *tp, int ndim, const int *shape, const float *src, const char *name);
+Tensor *tensor_scalar(Tape *tp, float value);   // shape (1)
+// Wrap caller-owned memory (no copy). The caller keeps it alive for the tensor's life.
+Tensor *tensor_wrap(Tape *tp, float *data, int ndim, const int *shape, const char *name);
+// Give a tensor a tangent buffer (zeroed) so the ops that consume it propagate tangents.
+float *tensor_attach_tangent(Tape *tp, Tensor *t);
+
+// The gradient buffer of t, allocated (zeroed) in the arena on first use; views resolve to their
+// base. NULL when t does not require grad.
+float *tensor_grad(Tape *tp, Tensor *t);
+
+// For op writers: the output of an op over `inputs`. Data is uninitialised; a tangent buffer
+// (uninitialised) exists iff an input carries a tangent; requires_grad iff the tape records and an
+// input requires grad.
+Tensor *tape_output(Tape *tp, int ndim, const int *shape, Tensor *const *inputs, int n_in);
+// For op writers: record a node for `out` if it requires grad; returns NULL otherwise.
+TapeNode *tape_record(Tape *tp, const char *op, Tensor *out, BackwardFn fn,
+                      Tensor *const *inputs, int n_in);
+void *tape_alloc(Tape *tp, size_t bytes);      // arena memory for saved values
+// Abort with a message naming the op if t is not dense row-major.
+void tensor_require_contiguous(const Tensor *t, const char *op);
+
+// Reverse pass: seeds out's gradient with `seed` (same numel as out; NULL means all ones) and walks
+// the tape back to front. Gradients accumulate into parameters' grad buffers and leaves' grads.
+void tape_backward(Tape *tp, Tensor *out, const float *seed);
+
+// ---------------------------------------------------------------------------------------------
+// Parameter store: declare named tensors, then one allocation holds them all (and one the grads).
+typedef struct ParamStore {
+    Tensor *tensors;      // fixed capacity; pointers stay valid
+    int n, cap;
+    float *data, *grad;   // one block each, 64-byte aligned
+    int64_t total;        // total elements
+    int finalized;
+} ParamStore;
+
+void params_init(ParamStore *ps, int max_tensors);
+Tensor *params_declare(ParamStore *ps, const char *name, int ndim, const int *shape);
+void params_finalize(ParamStore *ps);           // allocates; data zeroed, grads zeroed
+void params_zero_grad(ParamStore *ps);
+Tensor *params_find(ParamStore *ps, const char *name);
+void params_free(ParamStore *ps);
+
+// ---------------------------------------------------------------------------------------------
+// RNG: Philox4x32-10, counter based. Element i of a fill depends only on (seed, offset + i), so
+// results do not depend on the thread count. `offset` advances by the number of values drawn.
+typedef struct Rng {
+    uint64_t seed;
+    uint64_t offset;
+} Rng;
+
+void rng_init(Rng *r, uint64_t seed);
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+void philox4x32(uint64_t counter, uint64_t key, uint32_t out[4]);   // ctr = (counter, 0)
+void rng_fill_normal(Rng *r, float *x, int64_t n, float mean, float std);
+void rng_fill_uniform(Rng *r, float *x, int64_t n, float lo, float hi);
+double rng_uniform(Rng *r);                    // one value in [0, 1)
+double rng_normal(Rng *r);                     // one standard normal value
+
+// ---------------------------------------------------------------------------------------------
+// safetensors: https://huggingface.co/docs/safetensors format. The header is validated on open
+// (sizes, offsets in bounds, no overlaps, known dtype); a bad file gives -1 and a message.
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_U8 } StDtype;
+
+typedef struct StEntry {
+    char *name;
+    StDtype dtype;
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    uint64_t begin, end;   // byte range relative to the data section
+} StEntry;
+
+typedef struct SafeTensors {
+    char *path;
+    unsigned char *bytes;  // the whole file
+    size_t file_size;
+    size_t data_start;     // 8 + header length
+    StEntry *entries;
+    int n_entries;
+    char **meta_keys, **meta_values;
+    int n_meta;
+} SafeTensors;
+
+int safetensors_open(SafeTensors *st, const char *path);
+// Parse from memory (copied); `label` names the source in error messages. Used by the fuzzer.
+int safetensors_parse(SafeTensors *st, const unsigned char *bytes, size_t n, const char *label);
+void safetensors_close(SafeTensors *st);
+const StEntry *safetensors_find(const SafeTensors *st, const char *name);
+const char *safetensors_meta(const SafeTensors *st, const char *key);   // NULL if absent
+// Copy a tensor into dst as float32 (converting F16/BF16/F64). The shape must equal `shape`
+// (ndim values); a mismatch gives -1 and a message naming the file, the tensor and both shapes.
+int safetensors_read_f32(const SafeTensors *st, const char *name, int ndim, const int *shape,
+                         float *dst);
+
+typedef struct StWriter StWriter;
+StWriter *st_writer_new(void);
+void st_writer_add(StWriter *w, const char *name, int ndim, const int *shape, const float *data);
+void st_writer_add_tensor(StWriter *w, const Tensor *t);   // uses t->name; t contiguous
+void st_writer_meta(StWriter *w, const char *key, const char *value);
+// Atomic: writes path.tmp, fsyncs, renames over path, fsyncs the folder. Returns 0 or -1.
+int st_writer_save(StWriter *w, const char *path);
+void st_writer_free(StWriter *w);
+
+// ---------------------------------------------------------------------------------------------
+// Ops. Each returns a new tensor in the tape's arena. Shapes use short names: B batch, T tokens,
+// C channels, NH heads, HS head size, H/W height/width.
+
+// Matrix products (OpenBLAS sgemm).
+// a (..., M, K) or (..., K, M) if trans_a; b (..., K, N) or (..., N, K) if trans_b. Batch dims of a
+// and b are equal, or b is 2-D and shared by every batch. -> (..., M, N)
+Tensor *op_matmul(Tape *tp, Tensor *a, Tensor *b, int trans_a, int trans_b);
+// x (..., K), w (N, K), b (N) or NULL -> (..., N)
+Tensor *op_linear(Tape *tp, Tensor *x, Tensor *w, Tensor *b);
+
+// Elementwise with numpy broadcasting (shapes aligned from the right, size-1 dims broadcast).
+Tensor *op_add(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_sub(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_mul(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_div(Tape *tp, Tensor *a, Tensor *b);
+Tensor *op_scale(Tape *tp, Tensor *x, float s);              // s * x
+Tensor *op_add_scalar(Tape *tp, Tensor *x, float s);         // x + s
+
+// Unary
+Tensor *op_silu(Tape *tp, Tensor *x);
+Tensor *op_gelu_tanh(Tape *tp, Tensor *x);
+Tensor *op_gelu_erf(Tape *tp, Tensor *x);
+Tensor *op_relu(Tape *tp, Tensor *x);
+Tensor *op_sigmoid(Tape *tp, Tensor *x);
+Tensor *op_exp(Tape *tp, Tensor *x);
+Tensor *op_sqrt(Tape *tp, Tensor *x);
+Tensor *op_pow(Tape *tp, Tensor *x, float p);                // x^p (x > 0 unless p integral)
+// clip(x, lo, hi); derivative 1 strictly inside (lo, hi), 0 on and outside the bounds.
+Tensor *op_clip(Tape *tp, Tensor *x, float lo, float hi);
+
+// Reductions over the axes in `axes_mask` (bit i = axis i); keepdim keeps them as size 1.
+#define AXES_ALL 0xF
+Tensor *op_sum(Tape *tp, Tensor *x, int axes_mask, int keepdim);
+Tensor *op_mean(Tape *tp, Tensor *x, int axes_mask, int keepdim);
+
+// Shape
+Tensor *op_reshape(Tape *tp, Tensor *x, int ndim, const int *shape);   // view; x contiguous
+Tensor *op_permute(Tape *tp, Tensor *x, const int *perm);              // strided view
+Tensor *op_slice(Tape *tp, Tensor *x, int axis, int start, int end);   // view [start, end)
+Tensor *op_contiguous(Tape *tp, Tensor *x);                            // x itself if dense
+Tensor *op_concat(Tape *tp, Tensor *const *xs, int n, int axis);
+// Rows of table (V, D) -> (n, D). ids are checked against V.
+Tensor *op_embedding(Tape *tp, Tensor *table, const int *ids, int n);
+// Stop-gradient: same data, no gradient and no tangent flow through.
+Tensor *op_stop_gradient(Tape *tp, Tensor *x);
+// The tangent of x as a constant tensor (no grad, no tangent): du/dt in the pMF target.
+Tensor *op_tangent_of(Tape *tp, Tensor *x);
+
+// Normalisation over the last axis.
+Tensor *op_rmsnorm(Tape *tp, Tensor *x, Tensor *w, float eps);          // w (C) or NULL
+Tensor *op_layernorm(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps);  // w, b (C) or NULL
+Tensor *op_softmax(Tape *tp, Tensor *x);
+
+// Transformer pieces.
+// 2-D rotary embedding on x (B, T, NH*HS), applied per head to tokens [start, start + gh*gw),
+// token start + i at grid position (i / gw, i % gw). Pairs (2j, 2j+1); m = HS/2 pairs; pair j <
+// m/2 turns by row * theta^(-2j/m), pair j >= m/2 by col * theta^(-2(j-m/2)/m).
+Tensor *op_rope2d(Tape *tp, Tensor *x, int n_heads, int start, int gh, int gw, float theta);
+// softmax(q k^T / sqrt(HS)) v per head; q, k, v (B, T, NH*HS) -> (B, T, NH*HS). No mask.
+Tensor *op_attention(Tape *tp, Tensor *q, Tensor *k, Tensor *v, int n_heads);
+// silu(a) * b, the gate of SwiGLU.
+Tensor *op_swiglu(Tape *tp, Tensor *a, Tensor *b);
+// [cos(s f_k) | sin(s f_k)], f_k = exp(-ln(max_period) k / (dim/2)); s (B) -> (B, dim)
+Tensor *op_timestep_embedding(Tape *tp, Tensor *s, int dim, float max_period);
+
+// Convolution and pooling, NCHW.
+// x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), b (Cout) or NULL.
+Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
+                  int pad_h, int pad_w, int groups);
+Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,
+                     int ceil_mode);
+Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,
+                     int count_include_pad);
+Tensor *op_adaptive_avgpool2d(Tape *tp, Tensor *x, int out_h, int out_w);
+
+// Resize x (N, C, H, W) -> (N, C, out_h, out_w), as torch.nn.functional.interpolate with
+// align_corners=False. Bicubic uses a = -0.75 without antialias and a = -0.5 with it (as torch).
+typedef enum { RESIZE_BILINEAR, RESIZE_BICUBIC } ResizeMode;
+Tensor *op_resize(Tape *tp, Tensor *x, int out_h, int out_w, ResizeMode mode, int antialias);
+
+// ---------------------------------------------------------------------------------------------
+// Threads: OpenMP. Sets both OpenMP's and OpenBLAS's thread count (0 = leave as is).
+void core_set_threads(int n);
+int core_threads(void);
+double core_now(void);                           // monotonic seconds
+
+#endif
