@@ -277,6 +277,9 @@ Tensor *op_swiglu(Tape *tp, Tensor *a, Tensor *b);
 // [cos(s f_k) | sin(s f_k)], f_k = exp(-ln(max_period) k / (dim/2)); s (B) -> (B, dim)
 Tensor *op_timestep_embedding(Tape *tp, Tensor *s, int dim, float max_period);
 
+// Mean cross-entropy of logits (B, K) against integer labels in [0, K) -> shape (1).
+Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int *labels);
+
 // Convolution and pooling, NCHW.
 // x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), b (Cout) or NULL.
 Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
@@ -291,6 +294,21 @@ Tensor *op_adaptive_avgpool2d(Tape *tp, Tensor *x, int out_h, int out_w);
 // align_corners=False. Bicubic uses a = -0.75 without antialias and a = -0.5 with it (as torch).
 typedef enum { RESIZE_BILINEAR, RESIZE_BICUBIC } ResizeMode;
 Tensor *op_resize(Tape *tp, Tensor *x, int out_h, int out_w, ResizeMode mode, int antialias);
+
+// ---------------------------------------------------------------------------------------------
+// Optimizers over a parameter store's flat arrays.
+// AdamW as torch.optim.AdamW: decoupled weight decay p -= lr*wd*p, then the bias-corrected Adam step.
+typedef struct AdamW {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t step;
+    int64_t n;
+    float *m, *v;
+} AdamW;
+
+void adamw_init(AdamW *opt, const ParamStore *ps, float lr, float beta1, float beta2, float eps,
+                float weight_decay);
+void adamw_step(AdamW *opt, ParamStore *ps);
+void adamw_free(AdamW *opt);
 
 // ---------------------------------------------------------------------------------------------
 // Threads: OpenMP. Sets both OpenMP's and OpenBLAS's thread count (0 = leave as is).
