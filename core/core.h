@@ -257,6 +257,9 @@ Tensor *op_concat(Tape *tp, Tensor *const *xs, int n, int axis);
 Tensor *op_embedding(Tape *tp, Tensor *table, const int *ids, int n);
 // Stop-gradient: same data, no gradient and no tangent flow through.
 Tensor *op_stop_gradient(Tape *tp, Tensor *x);
+// A view of x that carries no tangent (gradients still flow): stops forward-mode work where a
+// derivative is not needed (pMF's v-head reads the trunk without its tangent).
+Tensor *op_drop_tangent(Tape *tp, Tensor *x);
 // The tangent of x as a constant tensor (no grad, no tangent): du/dt in the pMF target.
 Tensor *op_tangent_of(Tape *tp, Tensor *x);
 

@@ -199,6 +199,12 @@ Tensor *op_stop_gradient(Tape *tp, Tensor *x) {
     return y;
 }
 
+Tensor *op_drop_tangent(Tape *tp, Tensor *x) {
+    Tensor *v = view_of(tp, x, x->ndim, x->shape, x->stride, 0);
+    v->tangent = NULL;
+    return v;
+}
+
 Tensor *op_tangent_of(Tape *tp, Tensor *x) {
     if (!x->tangent) {
         Tensor *z = tensor_zeros(tp, x->ndim, x->shape, x->name);

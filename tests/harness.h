@@ -4,6 +4,7 @@
 #define PMF_TEST_HARNESS_H
 
 #include <check.h>
+#include <stdio.h>
 
 #include "core/core.h"
 

@@ -1,0 +1,157 @@
+// pmf/pmf.h: the one public header of the method: the JiT-style pixel generator with prefix-token
+// conditioning and two heads, and (later) the pMF objective, samplers and training loop.
+// Spec: ../shared/spec/pmf-spec.md sections 5, 6 and 9.
+#ifndef PMF_PMF_H
+#define PMF_PMF_H
+
+#include "core/core.h"
+
+// Prefix tokens (spec 6.1): class 8 | omega 4 | t_min 2 | t_max 2 | time 4, then the patches.
+#define PMF_CLASS_TOKENS 8
+#define PMF_OMEGA_TOKENS 4
+#define PMF_TMIN_TOKENS 2
+#define PMF_TMAX_TOKENS 2
+#define PMF_TIME_TOKENS 4
+#define PMF_PREFIX 20
+#define PMF_TIME_FREQ 256   // sinusoid width of the timestep embedders
+
+typedef enum { PMF_PRED_X, PMF_PRED_U } PmfPrediction;
+// x = c_skip(t) z + c_out(t) net (spec 5.6); NONE is plain x-prediction (c_skip = 0).
+typedef enum { PMF_PRECOND_NONE, PMF_PRECOND_LINEAR, PMF_PRECOND_EDM, PMF_PRECOND_SCM } PmfPrecond;
+
+typedef struct PmfConfig {
+    char name[32];
+    int img_size, channels, patch;
+    int dim, heads, mlp_hidden;
+    int depth_shared, depth_head;   // depth = shared + u-head (spec 6.4); the v-head repeats the head
+    int bottleneck;                 // d' of the bottleneck patch embedding; 0 = plain linear embed
+    int num_classes;                // label table has num_classes + 1 rows (the last is null)
+    float noise_scale;
+    int with_v_head;                // 1 for training; inference builds only the u-head
+    PmfPrediction pred;             // what the heads output: an image (default) or a velocity
+    PmfPrecond precond;             // x-prediction only
+} PmfConfig;
+
+// Presets: "B/16", "L/16", "H/16", "B/32", "L/32", "H/32" (the paper's), and CPU presets
+// ("S/4" for 32 x 32 x 1, "tiny" for the golden tests). Returns 0, or -1 with a message.
+int pmf_preset(const char *name, PmfConfig *cfg);
+// Checks a configuration; -1 with a message naming the offending field.
+int pmf_config_check(const PmfConfig *cfg);
+// Parameter count (with or without the v-head) and multiply-accumulates of one forward pass of
+// the u-path (trunk + u-head), per image.
+int64_t pmf_param_count(const PmfConfig *cfg, int with_v_head);
+double pmf_forward_macs(const PmfConfig *cfg);
+
+typedef struct PmfBlock {
+    Tensor *norm1, *wq, *wk, *wv, *wo, *q_norm, *k_norm, *attn_scale;
+    Tensor *norm2, *w1, *w3, *w2, *mlp_scale;
+} PmfBlock;
+
+typedef struct PmfFinal {
+    Tensor *norm, *w, *b;
+} PmfFinal;
+
+typedef struct PmfEmbedder {
+    Tensor *w1, *b1, *w2, *b2;
+} PmfEmbedder;
+
+typedef struct PmfModel {
+    PmfConfig cfg;
+    ParamStore ps;
+    Tensor *patch_w1, *patch_b1, *patch_w2, *patch_b2;   // w2/b2 NULL for the plain embedding
+    Tensor *cls_tokens, *omega_tokens, *tmin_tokens, *tmax_tokens, *time_tokens;
+    Tensor *label_embed, *pos_embed;
+    PmfEmbedder te_h, te_omega, te_tmin, te_tmax;
+    PmfBlock *trunk, *u_head, *v_head;
+    PmfFinal u_final, v_final;
+} PmfModel;
+
+// Declares every parameter under the reference's names (tools/reference/pmf_ref.py) and
+// initialises them as spec 6.3 from `seed`.
+void pmf_model_init(PmfModel *m, const PmfConfig *cfg, uint64_t seed);
+void pmf_model_free(PmfModel *m);
+
+// Conditioning of one batch. Tensors are (B); h may carry a tangent (the JVP's h' = 1).
+typedef struct PmfCond {
+    Tensor *h, *omega, *t_min, *t_max;
+    const int *labels;   // B labels in [0, num_classes]; num_classes = null
+} PmfCond;
+
+// Network outputs: the heads' raw outputs (B, C, H, W): images for x-prediction, velocities for
+// u-prediction. want_u / want_v choose the heads; the v-head never carries tangents.
+typedef struct PmfHeads {
+    Tensor *u_out, *v_out;
+} PmfHeads;
+
+PmfHeads pmf_forward(Tape *tp, PmfModel *m, Tensor *z, const PmfCond *c, int want_u, int want_v);
+
+// ---------------------------------------------------------------------------------------------
+// Objective (spec 5.3, the released code's variant)
+
+typedef enum {
+    PMF_TR_TRIANGLE,    // the pMF sampler: 0 <= r <= t, a share of rows with r = t
+    PMF_TR_FM_ONLY,     // ablation: r = t everywhere (flow matching)
+    PMF_TR_R0_ONLY,     // ablation: r = 0 everywhere (consistency-like)
+    PMF_TR_BOTH_LINES,  // ablation: half r = t, half r = 0
+} PmfTrSampler;
+
+// Per-sample perceptual term: given pred_x and x (B, C, H, W) and t, returns a (B) tensor of
+// already weighted per-sample losses to add, or NULL. Filled in by perceptual/ (later).
+typedef Tensor *(*PmfPerceptualFn)(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, const float *t);
+
+typedef struct PmfObjective {
+    PmfTrSampler sampler;
+    float p_mean, p_std;       // logit-normal (t, r)
+    float data_proportion;     // share of rows with r = t
+    int tr_uniform;            // 10% of rows get (U(0,1), U(0,1)) pairs
+    float noise_scale;
+    int cfg;                   // 1: guided target with power-law omega and interval; 0: v_g = v_t
+    float cfg_max, cfg_beta;   // omega in [1, 1 + cfg_max], density ~ omega^-beta
+    float class_dropout;
+    float norm_eps;            // adaptive weighting L / sg(L + eps)
+    PmfPerceptualFn perceptual;
+    void *perceptual_ctx;
+} PmfObjective;
+
+// The spec's B/16 settings (P 0.8/0.8, r = t share 0.5, cfg on, beta 1, omega in [1, 8],
+// dropout 0.1, eps 0.01).
+void pmf_objective_default(PmfObjective *o);
+
+// All the randomness of one step, drawn up front so a step is a pure function of it (tests feed
+// the same numbers to the PyTorch reference).
+typedef struct PmfStepNoise {
+    int B;
+    float *e;                    // (B, C, H, W), already times noise_scale
+    float *t, *r, *t_min, *t_max, *omega;
+    uint8_t *fm, *drop;          // r == t rows; class-dropped rows
+} PmfStepNoise;
+
+// Draws noise for a batch of B images of `numel` values each (arena memory from tp).
+void pmf_draw_noise(Tape *tp, Rng *rng, const PmfObjective *o, int B, int64_t numel, PmfStepNoise *n);
+
+typedef struct PmfLoss {
+    Tensor *loss;                 // (1): mean_b(adp(L_u) + adp(L_v) + perceptual)
+    float *L_u, *L_v;             // raw per-sample sums (B), before the adaptive weighting
+    Tensor *u, *v;                // u-head and v-head velocities (B, C, H, W)
+    Tensor *x_u;                  // the u-head's x-prediction (pred_x)
+    float *du_dt, *V, *v_g;       // (B * C * H * W) each
+} PmfLoss;
+
+// One pMF loss evaluation (guidance calls, the JVP forward, the loss) on the tape; call
+// tape_backward(tp, out.loss, NULL) afterwards for the gradients.
+PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, const int *labels,
+                 const PmfStepNoise *n);
+
+// ---------------------------------------------------------------------------------------------
+// Sampling (spec 9): z starts as N(0, I) * noise_scale, then `steps` steps on t = linspace(1, 0):
+// z <- z - (t - r) u(z, h = t - r, omega, t_min, t_max, y). One step is the 1-NFE generator.
+// The velocity of a head output, shared by training and sampling: x-prediction gives
+// (z - X) / clip(t, 0.05, 1) (X with the preconditioner), u-prediction the output itself.
+// With `with_tangent`, the result carries the derivative along t' = 1 (z's own tangent included).
+Tensor *pmf_velocity(Tape *tp, const PmfConfig *c, Tensor *net, Tensor *z, const float *t, int with_tangent);
+
+// z (B, C, H, W) in place: noise in, images out. No tape is recorded.
+void pmf_sample(Tape *tp, PmfModel *m, float *z, const int *labels, int B, int steps, float omega,
+                float t_min, float t_max);
+
+#endif
