@@ -313,6 +313,27 @@ void adamw_init(AdamW *opt, const ParamStore *ps, float lr, float beta1, float b
 void adamw_step(AdamW *opt, ParamStore *ps);
 void adamw_free(AdamW *opt);
 
+// Muon as pMF calls it (optax.contrib.muon, spec 7.1): tensors flagged in `use_muon` get Nesterov
+// momentum (bias-corrected), 5 Newton-Schulz steps (3.4445, -4.7750, 2.0315) and the scale
+// sqrt(max(1, out/in)) for a (out, in) weight; every other tensor gets the NAdam-style Adam branch
+// (b1, b2, eps, bias-corrected Nesterov first moment). No weight decay.
+typedef struct Muon {
+    float lr, beta, adam_b1, adam_b2, eps;
+    int64_t step;
+    int64_t n;
+    float *mu, *nu;            // momentum (all tensors); Adam second moment (Adam tensors)
+    uint8_t *use_muon;         // per tensor of the store
+    float *work;               // Newton-Schulz scratch
+    float *update;             // one matrix's orthogonalised update
+} Muon;
+
+void muon_init(Muon *opt, const ParamStore *ps, const uint8_t *use_muon, float lr, float beta, float adam_b1,
+               float adam_b2, float eps);
+void muon_step(Muon *opt, ParamStore *ps);
+void muon_free(Muon *opt);
+// X (rows, cols) <- the Newton-Schulz orthogonalisation of X / ||X||_F (5 steps), in place.
+void newton_schulz5(float *X, int rows, int cols, float *work);
+
 // ---------------------------------------------------------------------------------------------
 // Threads: OpenMP. Sets both OpenMP's and OpenBLAS's thread count (0 = leave as is).
 void core_set_threads(int n);

@@ -154,4 +154,96 @@ Tensor *pmf_velocity(Tape *tp, const PmfConfig *c, Tensor *net, Tensor *z, const
 void pmf_sample(Tape *tp, PmfModel *m, float *z, const int *labels, int B, int steps, float omega,
                 float t_min, float t_max);
 
+// ---------------------------------------------------------------------------------------------
+// Training configuration: YAML files with the official configs' keys (spec 8), overridable from
+// the command line as key=value. Unknown keys, wrong types and impossible combinations are errors
+// that name the key.
+
+typedef struct PmfTrainConfig {
+    char model_str[32];       // model.model_str: B/16 ... (also pMF_B_16 / MiT_B_16), S/4, tiny
+    PmfConfig model;          // filled from the preset, then from model.* overrides
+    PmfObjective objective;
+    // perceptual
+    char perceptual[24];      // model.perceptual: none | lpips | lpips+convnext
+    float lpips_lambda, convnext_lambda, perceptual_max_t;
+    // training
+    char optimizer[8];        // training.optimizer: muon | adamw
+    char lr_schedule[24];     // training.lr_schedule: const | warmup_const | warmup_cosine
+    float learning_rate, warmup_epochs, adam_b1, adam_b2, weight_decay;
+    int num_epochs;
+    int64_t steps;            // training.steps: overrides num_epochs when > 0
+    int batch_size, micro_batch;
+    float ema_val[4];         // EMA half-lives in kimg
+    int n_ema;
+    int log_per_step, checkpoint_per_step, sample_per_step;
+    uint64_t seed;
+    int threads;
+    // sampling during training
+    int num_steps;
+    float omega, t_min, t_max;
+    // data and output
+    char data[512];           // dataset.root: "fashion-mnist" (built in) or a shard folder
+    int image_size;           // dataset.image_size
+    char out[512];            // output folder
+    char load_from[512];      // checkpoint to resume from
+} PmfTrainConfig;
+
+void pmf_train_config_default(PmfTrainConfig *c);
+// Apply a YAML file; -1 with a message naming the file and the key.
+int pmf_train_config_load(PmfTrainConfig *c, const char *path);
+// Apply one "section.key=value" override; -1 with a message naming the key.
+int pmf_train_config_set(PmfTrainConfig *c, const char *key, const char *value);
+// Resolve the model preset and cross-check the whole configuration.
+int pmf_train_config_finish(PmfTrainConfig *c);
+// The configuration as YAML (stored in checkpoints and run folders).
+char *pmf_train_config_yaml(const PmfTrainConfig *c);
+
+// ---------------------------------------------------------------------------------------------
+// EMAs (spec 7.2): EDM-style power EMAs, several at once. After optimizer step `step` (counted
+// from 1) with batch B: halflife = min(H_kimg * 1000, step * B * 0.05) images,
+// beta = 0.5^(B / max(halflife, 1e-8)), ema = beta ema + (1 - beta) params.
+typedef struct PmfEma {
+    int n;
+    float halflife_kimg[4];
+    float *params[4];        // each ps->total floats, in the store's layout
+    int64_t total;
+} PmfEma;
+
+void pmf_ema_init(PmfEma *e, const ParamStore *ps, const float *halflife_kimg, int n);
+void pmf_ema_update(PmfEma *e, const ParamStore *ps, int64_t step, int batch);
+void pmf_ema_free(PmfEma *e);
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints: one safetensors file with the model ("model/<name>"), the optimizer state
+// ("opt/<slot>/<name>"), the EMAs ("ema<k>/<name>") and, as metadata, the step, the optimizer's
+// step, the RNG seed and the configuration. Written atomically (temp file, fsync, rename), so a
+// crash while writing leaves the previous checkpoint intact. The data position and every random
+// draw are functions of (seed, step), so (parameters, optimizer, EMAs, step) resume bit for bit.
+typedef struct PmfTrainState {
+    PmfModel *model;
+    Muon *muon;              // exactly one of muon / adamw is set
+    AdamW *adamw;
+    PmfEma *ema;
+    int64_t step;
+    uint64_t seed;
+    const char *config_yaml;
+} PmfTrainState;
+
+int pmf_checkpoint_save(const char *path, const PmfTrainState *s);
+// Loads into an initialised state of the same configuration; -1 with a message on any mismatch.
+int pmf_checkpoint_load(const char *path, PmfTrainState *s);
+
+// Muon partition by name (spec 7.1, 15.3): the 2-D ".weight" tensors (attention, SwiGLU, the
+// timestep embedders' linears, the final linears); everything else goes to the Adam branch.
+uint8_t *pmf_muon_partition(const PmfModel *m);
+
+// ---------------------------------------------------------------------------------------------
+// Images out: 8-bit PNG through libpng, written atomically. A grid tiles B images (C, H, W) in
+// [-1, 1] into `cols` columns with a 2-pixel border.
+int pmf_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
+int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int W, int cols);
+
+// The training program's body: returns 0 on success; on failure prints the reason and returns 1.
+int pmf_train_run(PmfTrainConfig *cfg, int print_model_only);
+
 #endif

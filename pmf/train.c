@@ -1,0 +1,331 @@
+// pmf/train.c: the training program's body. One step reads top to bottom: batch, sample (t, r)
+// and noise, forward with tangents and the loss (pmf_loss), backward, optimizer step, EMAs, log.
+// Every random draw is a function of (seed, step), so a resumed run repeats an unbroken one.
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset/dataset.h"
+#include "pmf/pmf.h"
+
+// Independent Philox streams (keys) derived from the run's seed.
+#define STREAM_DATA 0x64617461ull
+#define STREAM_NOISE 0x6e6f6973ull
+#define STREAM_SAMPLES 0x73616d70ull
+
+static volatile sig_atomic_t stop_requested = 0;
+static void on_signal(int sig) { stop_requested = sig; }
+
+typedef struct {
+    int n, C, S, classes;
+    float *images;   // (n, C, S, S) in [-1, 1]
+    int *labels;
+} TrainData;
+
+// Fashion-MNIST's 28 x 28 images centred on an S x S black canvas ([-1, 1], background -1).
+static int load_fashion_mnist(TrainData *d, int S) {
+    IdxImages im;
+    IdxLabels lb;
+    if (S < 28) {
+        core_set_error("key 'dataset.image_size' = %d: Fashion-MNIST needs at least 28", S);
+        return -1;
+    }
+    if (fashion_mnist_load(NULL, "train", &im, &lb)) return -1;
+    d->n = im.n, d->C = 1, d->S = S, d->classes = 10;
+    d->images = core_malloc((size_t)im.n * S * S * sizeof(float), "training images");
+    d->labels = core_malloc((size_t)im.n * sizeof(int), "training labels");
+    int off = (S - 28) / 2;
+    for (int i = 0; i < im.n; i++) {
+        float *dst = d->images + (size_t)i * S * S;
+        for (int k = 0; k < S * S; k++) dst[k] = -1.0f;
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++) dst[(y + off) * S + x + off] = im.pixels[((size_t)i * 28 + y) * 28 + x] / 127.5f - 1.0f;
+        d->labels[i] = lb.labels[i];
+    }
+    idx_free_images(&im);
+    idx_free_labels(&lb);
+    return 0;
+}
+
+// The epoch's order: a Fisher-Yates shuffle keyed on (seed, epoch).
+static void epoch_order(int *order, int n, uint64_t seed, int64_t epoch) {
+    Rng r;
+    rng_init(&r, seed ^ STREAM_DATA ^ ((uint64_t)epoch * 0x9E3779B97F4A7C15ull));
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_uniform(&r) * (i + 1));
+        int t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+}
+
+static float learning_rate(const PmfTrainConfig *c, int64_t step, int64_t total, int64_t steps_per_epoch) {
+    double warm = c->warmup_epochs * (double)steps_per_epoch;
+    double lr = c->learning_rate;
+    if (strcmp(c->lr_schedule, "const") && warm > 0 && step < warm) return (float)(lr * (step + 1) / warm);
+    if (!strcmp(c->lr_schedule, "warmup_cosine")) {
+        double p = (step - warm) / fmax(1.0, total - warm);
+        return (float)(lr * 0.5 * (1 + cos(M_PI * fmin(1.0, p))));
+    }
+    return (float)lr;
+}
+
+// Names the first parameter whose gradient is not finite; NULL if all are.
+static const char *nonfinite_grad(const ParamStore *ps, double *norm) {
+    double s = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = &ps->tensors[i];
+        const float *g = ps->grad + (t->data - ps->data);
+        double ts = 0;
+        for (int64_t k = 0; k < t->numel; k++) ts += (double)g[k] * g[k];
+        if (!isfinite(ts)) return t->name;
+        s += ts;
+    }
+    *norm = sqrt(s);
+    return NULL;
+}
+
+// 1-NFE samples of every class from fixed noise (the same every time, so grids compare), with
+// the parameters `params` swapped in (e.g. an EMA).
+static int write_samples(const char *path, PmfModel *m, Tape *tp, const PmfTrainConfig *c, const float *params,
+                         int per_class) {
+    const PmfConfig *mc = &m->cfg;
+    int classes = mc->num_classes, B = classes * per_class;
+    int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
+    float *z = core_malloc((size_t)B * numel * sizeof(float), "sample noise");
+    int *labels = core_malloc((size_t)B * sizeof(int), "sample labels");
+    Rng r;
+    rng_init(&r, c->seed ^ STREAM_SAMPLES);
+    rng_fill_normal(&r, z, B * numel, 0.0f, mc->noise_scale);
+    for (int i = 0; i < B; i++) labels[i] = i / per_class;   // one row per class
+    float *saved = NULL;
+    if (params) {
+        saved = core_malloc((size_t)m->ps.total * sizeof(float), "parameter swap");
+        memcpy(saved, m->ps.data, (size_t)m->ps.total * sizeof(float));
+        memcpy(m->ps.data, params, (size_t)m->ps.total * sizeof(float));
+    }
+    tape_reset(tp);
+    pmf_sample(tp, m, z, labels, B, c->num_steps, c->omega, c->t_min, c->t_max);
+    if (saved) {
+        memcpy(m->ps.data, saved, (size_t)m->ps.total * sizeof(float));
+        free(saved);
+    }
+    int rc = pmf_png_grid(path, z, B, mc->channels, mc->img_size, mc->img_size, per_class);
+    free(z), free(labels);
+    return rc;
+}
+
+// A loss-curve plot through gnuplot from the run's metrics.tsv (skipped with a note if absent).
+static void plot_losses(const char *out) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "command -v gnuplot >/dev/null && gnuplot -e \"set terminal pngcairo size 900,500 noenhanced; "
+             "set output '%s/loss.png.tmp'; set title 'pMF training loss (per-element means of the raw sums)'; "
+             "set xlabel 'step'; set ylabel 'loss'; set logscale y; set key top right; set grid; "
+             "plot '%s/metrics.tsv' using 1:3 with lines title 'L_u (u-head, V vs v_g)', "
+             "'' using 1:4 with lines title 'L_v (v-head, v vs v_g)'\" 2>/dev/null && mv '%s/loss.png.tmp' '%s/loss.png'",
+             out, out, out, out);
+    if (system(cmd) != 0) fprintf(stderr, "pmf_train: note: no loss plot (gnuplot not found or failed)\n");
+}
+
+static double rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
+    PmfConfig *mc = &cfg->model;
+    printf("pmf_train: model %s: %dx%dx%d images, patch %d (%d tokens), dim %d, %d heads, depth %d+%d (+%d v-head), %s-prediction\n",
+           cfg->model_str, mc->img_size, mc->img_size, mc->channels, mc->patch,
+           (mc->img_size / mc->patch) * (mc->img_size / mc->patch), mc->dim, mc->heads, mc->depth_shared,
+           mc->depth_head, mc->depth_head, mc->pred == PMF_PRED_U ? "u" : "x");
+    printf("pmf_train: %.3fM parameters for inference, %.3fM for training; %.2f GMACs per forward\n",
+           pmf_param_count(mc, 0) / 1e6, pmf_param_count(mc, 1) / 1e6, pmf_forward_macs(mc) / 1e9);
+    if (print_model_only) return 0;
+    if (strcmp(cfg->perceptual, "none")) {
+        fprintf(stderr, "pmf_train: key 'model.perceptual' = '%s': the perceptual networks are not built yet; use none\n", cfg->perceptual);
+        return 1;
+    }
+    TrainData data;
+    if (strcmp(cfg->data, "fashion-mnist")) {
+        fprintf(stderr, "pmf_train: key 'dataset.root' = '%s': only the built-in 'fashion-mnist' is readable until HDF5 shards land\n", cfg->data);
+        return 1;
+    }
+    if (load_fashion_mnist(&data, mc->img_size)) {
+        fprintf(stderr, "pmf_train: %s\n", core_last_error());
+        return 1;
+    }
+    core_set_threads(cfg->threads);
+    if (mkdir(cfg->out, 0755) && access(cfg->out, W_OK)) {
+        fprintf(stderr, "pmf_train: cannot create the output folder '%s'\n", cfg->out);
+        return 1;
+    }
+    int B = cfg->batch_size, MB = cfg->micro_batch ? cfg->micro_batch : B;
+    int64_t steps_per_epoch = data.n / B;   // drop_last, as the released input pipeline
+    if (steps_per_epoch < 1) {
+        fprintf(stderr, "pmf_train: batch %d is larger than the %d training images\n", B, data.n);
+        return 1;
+    }
+    int64_t total = cfg->steps > 0 ? cfg->steps : (int64_t)cfg->num_epochs * steps_per_epoch;
+
+    PmfModel model;
+    pmf_model_init(&model, mc, cfg->seed);
+    Muon muon;
+    AdamW adamw;
+    int use_muon = !strcmp(cfg->optimizer, "muon");
+    uint8_t *part = pmf_muon_partition(&model);
+    if (use_muon) muon_init(&muon, &model.ps, part, cfg->learning_rate, 0.95f, cfg->adam_b1, cfg->adam_b2, 1e-8f);
+    else adamw_init(&adamw, &model.ps, cfg->learning_rate, cfg->adam_b1, cfg->adam_b2, 1e-8f, cfg->weight_decay);
+    free(part);
+    PmfEma ema;
+    pmf_ema_init(&ema, &model.ps, cfg->ema_val, cfg->n_ema);
+    char *yaml = pmf_train_config_yaml(cfg);
+    PmfTrainState state = {&model, use_muon ? &muon : NULL, use_muon ? NULL : &adamw, &ema, 0, cfg->seed, yaml};
+    char path[1100], ckpt[1100];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", cfg->out);
+    if (cfg->load_from[0]) {
+        if (pmf_checkpoint_load(cfg->load_from, &state)) {
+            fprintf(stderr, "pmf_train: cannot resume: %s\n", core_last_error());
+            return 1;
+        }
+        printf("pmf_train: resumed from %s at step %" PRId64 "\n", cfg->load_from, state.step);
+    }
+    snprintf(path, sizeof path, "%s/config.yaml", cfg->out);
+    FILE *cf = fopen(path, "w");
+    if (cf) fputs(yaml, cf), fclose(cf);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+    FILE *jl = fopen(path, state.step ? "a" : "w");
+    snprintf(path, sizeof path, "%s/metrics.tsv", cfg->out);
+    FILE *tsv = fopen(path, state.step ? "a" : "w");
+    if (!jl || !tsv) {
+        fprintf(stderr, "pmf_train: cannot write metrics in '%s'\n", cfg->out);
+        return 1;
+    }
+    if (!state.step) fprintf(tsv, "# step\tloss\tloss_u\tloss_v\tgrad_norm\tlr\n");
+
+    Arena arena, step_arena;
+    arena_init(&arena, 64 << 20);
+    arena_init(&step_arena, 8 << 20);
+    Tape tp, stp;
+    tape_init(&tp, &arena);
+    tape_init(&stp, &step_arena);
+    PmfObjective obj = cfg->objective;
+    int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
+    int *order = core_malloc((size_t)data.n * sizeof(int), "epoch order");
+    float *xb = core_malloc((size_t)B * numel * sizeof(float), "batch");
+    int *yb = core_malloc((size_t)B * sizeof(int), "batch labels");
+    int64_t order_epoch = -1;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    int tty = isatty(fileno(stdout));
+    printf("pmf_train: %" PRId64 " steps of batch %d (micro-batch %d), %s, lr %g, %d threads -> %s\n", total, B, MB,
+           cfg->optimizer, cfg->learning_rate, core_threads(), cfg->out);
+    double t_start = core_now(), t_log = t_start;
+    int64_t step_log = state.step;
+    int rc = 0;
+    while (state.step < total && !stop_requested) {
+        int64_t step = state.step;
+        // Batch: rows [i*B, (i+1)*B) of the epoch's order.
+        int64_t epoch = step / steps_per_epoch, first = (step % steps_per_epoch) * B;
+        if (epoch != order_epoch) epoch_order(order, data.n, cfg->seed, epoch), order_epoch = epoch;
+        for (int b = 0; b < B; b++) {
+            int i = order[first + b];
+            memcpy(xb + (size_t)b * numel, data.images + (size_t)i * numel, (size_t)numel * sizeof(float));
+            yb[b] = data.labels[i];
+        }
+        // Sample (t, r), conditions and noise for the whole batch at once: the micro-batches take
+        // slices, so K micro-batches see exactly what one batch of K times the size sees.
+        tape_reset(&stp);
+        Rng noise;
+        rng_init(&noise, cfg->seed ^ STREAM_NOISE);
+        noise.offset = (uint64_t)step << 32;
+        PmfStepNoise all;
+        pmf_draw_noise(&stp, &noise, &obj, B, numel, &all);
+        // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
+        params_zero_grad(&model.ps);
+        double loss = 0, lu = 0, lv = 0;
+        for (int m0 = 0; m0 < B; m0 += MB) {
+            tape_reset(&tp);
+            PmfStepNoise part_n = {MB, all.e + (size_t)m0 * numel, all.t + m0, all.r + m0, all.t_min + m0,
+                                   all.t_max + m0, all.omega + m0, all.fm + m0, all.drop + m0};
+            PmfLoss L = pmf_loss(&tp, &model, &obj, xb + (size_t)m0 * numel, yb + m0, &part_n);
+            float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole batch
+            tape_backward(&tp, L.loss, &seed_grad);
+            loss += L.loss->data[0] * seed_grad;
+            for (int i = 0; i < MB; i++) lu += L.L_u[i], lv += L.L_v[i];
+        }
+        double gnorm = 0;
+        const char *bad = !isfinite(loss) ? "the loss" : nonfinite_grad(&model.ps, &gnorm);
+        if (bad) {
+            fprintf(stderr, "\npmf_train: step %" PRId64 ": non-finite value in %s%s; stopping, the last checkpoint (%s) is untouched\n",
+                    step + 1, strcmp(bad, "the loss") ? "the gradient of " : "", bad, ckpt);
+            rc = 1;
+            break;
+        }
+        // Optimizer step and EMAs.
+        float lr = learning_rate(cfg, step, total, steps_per_epoch);
+        if (use_muon) muon.lr = lr, muon_step(&muon, &model.ps);
+        else adamw.lr = lr, adamw_step(&adamw, &model.ps);
+        state.step = step + 1;
+        pmf_ema_update(&ema, &model.ps, state.step, B);
+        // Log.
+        lu /= (double)B * numel, lv /= (double)B * numel;
+        fprintf(jl, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"loss_u\": %.6f, \"loss_v\": %.6f, \"grad_norm\": %.5g, \"lr\": %.6g}\n",
+                state.step, loss, lu, lv, gnorm, lr);
+        fprintf(tsv, "%" PRId64 "\t%.6f\t%.6f\t%.6f\t%.5g\t%.6g\n", state.step, loss, lu, lv, gnorm, lr);
+        if (state.step == 1 || state.step % cfg->log_per_step == 0 || state.step == total) {
+            fflush(jl), fflush(tsv);
+            double now = core_now(), ips = (state.step - step_log) * (double)B / fmax(now - t_log, 1e-9);
+            double eta = (total - state.step) * (double)B / fmax(ips, 1e-9);
+            printf("%sstep %" PRId64 "/%" PRId64 "  loss_u %.4f  loss_v %.4f  |g| %.3g  %.1f img/s  ETA %.0fs%s", tty ? "\r" : "",
+                   state.step, total, lu, lv, gnorm, ips, eta, tty ? "   " : "\n");
+            fflush(stdout);
+            if (state.step == 1)
+                printf("%spmf_train: memory: arena peak %.1f MB, parameters+grads+optimizer+EMAs %.1f MB, max RSS %.0f MB\n",
+                       tty ? "\n" : "", (arena.peak + step_arena.peak) / 1048576.0,
+                       model.ps.total * 4.0 * (4 + ema.n) / 1048576.0, rss_mb());
+            t_log = now, step_log = state.step;
+        }
+        if (cfg->checkpoint_per_step && state.step % cfg->checkpoint_per_step == 0 && state.step < total) {
+            if (pmf_checkpoint_save(ckpt, &state)) fprintf(stderr, "\npmf_train: checkpoint failed: %s\n", core_last_error());
+        }
+        if (cfg->sample_per_step && state.step % cfg->sample_per_step == 0) {
+            snprintf(path, sizeof path, "%s/samples_%06" PRId64 ".png", cfg->out, state.step);
+            if (write_samples(path, &model, &tp, cfg, ema.params[0], 10)) fprintf(stderr, "\npmf_train: %s\n", core_last_error());
+        }
+    }
+    if (tty) printf("\n");
+    if (rc == 0) {
+        if (stop_requested) printf("pmf_train: stopped by signal %d at step %" PRId64 "; saving a checkpoint to resume from\n", (int)stop_requested, state.step);
+        if (pmf_checkpoint_save(ckpt, &state)) {
+            fprintf(stderr, "pmf_train: checkpoint failed: %s\n", core_last_error());
+            rc = 1;
+        } else printf("pmf_train: checkpoint %s (step %" PRId64 ")\n", ckpt, state.step);
+        snprintf(path, sizeof path, "%s/samples.png", cfg->out);
+        if (write_samples(path, &model, &tp, cfg, ema.params[0], 10) == 0) printf("pmf_train: samples (EMA %g kimg) %s\n", ema.halflife_kimg[0], path);
+        snprintf(path, sizeof path, "%s/samples_raw.png", cfg->out);
+        write_samples(path, &model, &tp, cfg, NULL, 10);
+        fclose(jl), fclose(tsv);
+        jl = tsv = NULL;
+        plot_losses(cfg->out);
+        printf("pmf_train: %.1f s, %.1f img/s overall\n", core_now() - t_start,
+               (state.step - 0) * (double)B / fmax(core_now() - t_start, 1e-9));
+    }
+    if (jl) fclose(jl);
+    if (tsv) fclose(tsv);
+    free(order), free(xb), free(yb), free(yaml), free(data.images), free(data.labels);
+    tape_free(&tp), tape_free(&stp);
+    arena_free(&arena), arena_free(&step_arena);
+    pmf_ema_free(&ema);
+    if (use_muon) muon_free(&muon);
+    else adamw_free(&adamw);
+    pmf_model_free(&model);
+    return rc;
+}
