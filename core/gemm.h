@@ -13,4 +13,13 @@ static inline void sgemm_rm(int ta, int tb, int M, int N, int K, const float *A,
                 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
 }
 
+// OpenBLAS called from inside an OpenMP loop must run single-threaded (each loop thread does its
+// own small GEMMs; a threaded call would contend for the one BLAS thread pool). Bracket such loops.
+static inline int blas_serial_begin(void) {
+    int prev = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return prev;
+}
+static inline void blas_serial_end(int prev) { openblas_set_num_threads(prev); }
+
 #endif

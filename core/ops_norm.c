@@ -1,0 +1,271 @@
+// core/ops_norm.c: normalisations over the last axis: RMSNorm, LayerNorm, softmax.
+//
+// Each forward saves the per-row statistic (rstd) so backward and tangent are one pass each.
+// Tangent rules are spec 5.4's: with n the normalised row and e = rstd x' (RMSNorm) or
+// e = rstd (x' - mean x') (LayerNorm), n' = e - n mean(n e).
+#include "core.h"
+
+#include "kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Weight gradients sum over rows; rows are split across threads, each with its own partial sum,
+// then added in thread order (deterministic for a given thread count).
+static void add_row_sums(const float *a, const float *b, float *dw, int64_t R, int C) {
+    if (!dw) return;
+    int nt = core_threads();
+    float *part = core_calloc((size_t)nt * C, sizeof(float), "norm weight-gradient partials");
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+        float *p = part + (size_t)t * C;
+        for (int64_t r = t; r < R; r += T) {
+            const float *ar = a + r * C, *br = b ? b + r * C : NULL;
+            if (br) for (int c = 0; c < C; c++) p[c] += ar[c] * br[c];
+            else for (int c = 0; c < C; c++) p[c] += ar[c];
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < C; c++) dw[c] += part[(size_t)t * C + c];
+    free(part);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: x (R, C), w (C) or NULL -> y = w * x * rstd, rstd = (mean(x^2) + eps)^-1/2; saves rstd (R)
+
+static void rmsnorm_forward(const float *x, const float *w, float *y, float *rstd, int64_t R, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        float *yr = y + r * C;
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        float s = (float)(1.0 / sqrt(ss / C + eps));
+        rstd[r] = s;
+        if (w) for (int c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * s);
+        else for (int c = 0; c < C; c++) yr[c] = xr[c] * s;
+    }
+}
+
+// n' = rstd x' - n mean(n rstd x'); y' = w n' + w' n
+static void rmsnorm_tangent(const float *x, const float *tx, const float *w, const float *tw, const float *rstd,
+                            float *ty, int64_t R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C, *txr = tx ? tx + r * C : NULL;
+        float *tr = ty + r * C, s = rstd[r];
+        double m = 0;
+        if (txr) for (int c = 0; c < C; c++) m += (double)(xr[c] * s) * (txr[c] * s);
+        float mf = (float)(m / C);
+        for (int c = 0; c < C; c++) {
+            float n = xr[c] * s, dn = txr ? txr[c] * s - n * mf : 0.0f;
+            tr[c] = (w ? w[c] * dn : dn) + (tw ? tw[c] * n : 0.0f);
+        }
+    }
+}
+
+// dn = w dy; dx += rstd (dn - n mean(dn n)); dw += sum_rows dy n
+static void rmsnorm_backward(const float *x, const float *w, const float *rstd, const float *dy, float *dx,
+                             float *dw, float *nbuf, int64_t R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C, *dyr = dy + r * C;
+        float s = rstd[r], *nr = nbuf ? nbuf + r * C : NULL;
+        double m = 0;
+        for (int c = 0; c < C; c++) {
+            float n = xr[c] * s;
+            if (nr) nr[c] = n;
+            m += (double)(w ? w[c] * dyr[c] : dyr[c]) * n;
+        }
+        if (!dx) continue;
+        float mf = (float)(m / C), *dxr = dx + r * C;
+        for (int c = 0; c < C; c++) {
+            float dn = w ? w[c] * dyr[c] : dyr[c];
+            dxr[c] += s * (dn - xr[c] * s * mf);
+        }
+    }
+    if (dw) add_row_sums(dy, nbuf, dw, R, C);
+}
+
+static void rmsnorm_backward_node(Tape *tp, TapeNode *n) {
+    Tensor *x = n->in[0], *w = n->in[1];
+    float *dw = w ? tensor_grad(tp, w) : NULL;
+    int64_t R = n->iarg[0];
+    int C = (int)n->iarg[1];
+    float *nbuf = dw ? tape_alloc(tp, (size_t)R * C * sizeof(float)) : NULL;
+    rmsnorm_backward(x->data, w ? w->data : NULL, n->saved[0], n->out->grad, tensor_grad(tp, x), dw, nbuf, R, C);
+}
+
+Tensor *op_rmsnorm(Tape *tp, Tensor *x, Tensor *w, float eps) {
+    tensor_require_contiguous(x, "op_rmsnorm");
+    int C = x->shape[x->ndim - 1];
+    if (w && w->numel != C) core_fatal("op_rmsnorm: weight '%s' has %lld elements, rows have %d", w->name ? w->name : "?", (long long)w->numel, C);
+    int64_t R = x->numel / (C ? C : 1);
+    Tensor *in[2] = {x, w};
+    Tensor *y = tape_output(tp, x->ndim, x->shape, in, 2);
+    float *rstd = tape_alloc(tp, (size_t)(R ? R : 1) * sizeof(float));
+    rmsnorm_forward(x->data, w ? w->data : NULL, y->data, rstd, R, C, eps);
+    if (y->tangent) rmsnorm_tangent(x->data, x->tangent, w ? w->data : NULL, w ? w->tangent : NULL, rstd, y->tangent, R, C);
+    TapeNode *n = tape_record(tp, "rmsnorm", y, rmsnorm_backward_node, in, 2);
+    if (n) {
+        n->saved[0] = rstd;
+        n->iarg[0] = R;
+        n->iarg[1] = C;
+    }
+    return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm: x (R, C), w, b (C) or NULL -> y = w * (x - mu) rstd + b; saves mu, rstd (R)
+
+static void layernorm_forward(const float *x, const float *w, const float *b, float *y, float *mu, float *rstd,
+                              int64_t R, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        float *yr = y + r * C;
+        double m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += xr[c];
+        m /= C;
+        for (int c = 0; c < C; c++) v += (xr[c] - m) * (xr[c] - m);
+        v /= C;
+        float mf = (float)m, s = (float)(1.0 / sqrt(v + eps));
+        mu[r] = mf;
+        rstd[r] = s;
+        for (int c = 0; c < C; c++) {
+            float n = (xr[c] - mf) * s;
+            yr[c] = (w ? w[c] * n : n) + (b ? b[c] : 0.0f);
+        }
+    }
+}
+
+// e = rstd (x' - mean x'); n' = e - n mean(n e); y' = w n' + w' n + b'
+static void layernorm_tangent(const float *x, const float *tx, const float *w, const float *tw, const float *tb,
+                              const float *mu, const float *rstd, float *ty, int64_t R, int C) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C, *txr = tx ? tx + r * C : NULL;
+        float *tr = ty + r * C, s = rstd[r], m = mu[r];
+        double mt = 0, mne = 0;
+        if (txr) {
+            for (int c = 0; c < C; c++) mt += txr[c];
+            mt /= C;
+            for (int c = 0; c < C; c++) mne += (double)((xr[c] - m) * s) * (s * (txr[c] - (float)mt));
+            mne /= C;
+        }
+        for (int c = 0; c < C; c++) {
+            float n = (xr[c] - m) * s;
+            float dn = txr ? s * (txr[c] - (float)mt) - n * (float)mne : 0.0f;
+            tr[c] = (w ? w[c] * dn : dn) + (tw ? tw[c] * n : 0.0f) + (tb ? tb[c] : 0.0f);
+        }
+    }
+}
+
+// dn = w dy; dx += rstd (dn - mean(dn) - n mean(dn n)); dw += sum dy n; db += sum dy
+static void layernorm_backward_node(Tape *tp, TapeNode *nd) {
+    Tensor *x = nd->in[0], *wt = nd->in[1], *bt = nd->in[2];
+    const float *w = wt ? wt->data : NULL, *dy = nd->out->grad, *mu = nd->saved[0], *rstd = nd->saved[1];
+    float *dx = tensor_grad(tp, x), *dw = wt ? tensor_grad(tp, wt) : NULL, *db = bt ? tensor_grad(tp, bt) : NULL;
+    int64_t R = nd->iarg[0];
+    int C = (int)nd->iarg[1];
+    float *nbuf = dw ? tape_alloc(tp, (size_t)R * C * sizeof(float)) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x->data + r * C, *dyr = dy + r * C;
+        float s = rstd[r], m = mu[r];
+        double mdn = 0, mdnn = 0;
+        for (int c = 0; c < C; c++) {
+            float n = (xr[c] - m) * s, dn = w ? w[c] * dyr[c] : dyr[c];
+            if (nbuf) nbuf[r * C + c] = n;
+            mdn += dn;
+            mdnn += (double)dn * n;
+        }
+        if (!dx) continue;
+        float a = (float)(mdn / C), bb = (float)(mdnn / C), *dxr = dx + r * C;
+        for (int c = 0; c < C; c++) {
+            float n = (xr[c] - m) * s, dn = w ? w[c] * dyr[c] : dyr[c];
+            dxr[c] += s * (dn - a - n * bb);
+        }
+    }
+    if (dw) add_row_sums(dy, nbuf, dw, R, C);
+    if (db) add_row_sums(dy, NULL, db, R, C);
+}
+
+Tensor *op_layernorm(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    tensor_require_contiguous(x, "op_layernorm");
+    int C = x->shape[x->ndim - 1];
+    if ((w && w->numel != C) || (b && b->numel != C)) core_fatal("op_layernorm: weight or bias size differs from %d", C);
+    int64_t R = x->numel / (C ? C : 1);
+    Tensor *in[3] = {x, w, b};
+    Tensor *y = tape_output(tp, x->ndim, x->shape, in, 3);
+    float *mu = tape_alloc(tp, (size_t)(R ? R : 1) * sizeof(float)), *rstd = tape_alloc(tp, (size_t)(R ? R : 1) * sizeof(float));
+    layernorm_forward(x->data, w ? w->data : NULL, b ? b->data : NULL, y->data, mu, rstd, R, C, eps);
+    if (y->tangent)
+        layernorm_tangent(x->data, x->tangent, w ? w->data : NULL, w ? w->tangent : NULL, b ? b->tangent : NULL, mu,
+                          rstd, y->tangent, R, C);
+    TapeNode *n = tape_record(tp, "layernorm", y, layernorm_backward_node, in, 3);
+    if (n) {
+        n->saved[0] = mu;
+        n->saved[1] = rstd;
+        n->iarg[0] = R;
+        n->iarg[1] = C;
+    }
+    return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax over the last axis: x (R, C) -> y (R, C). y' = y (x' - sum(y x')); dx += y (dy - sum(y dy))
+
+void softmax_rows(const float *x, float *y, int64_t R, int C) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        float *yr = y + r * C, mx = xr[0];
+        for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+        float s = 0;
+        for (int c = 0; c < C; c++) s += (yr[c] = expf(xr[c] - mx));
+        float inv = 1.0f / s;
+        for (int c = 0; c < C; c++) yr[c] *= inv;
+    }
+}
+
+// out = y (a - sum(y a)) row by row, added into out when accumulate
+void softmax_rows_jvp(const float *y, const float *a, float *out, int64_t R, int C, int accumulate) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *yr = y + r * C, *ar = a + r * C;
+        float *o = out + r * C, s = 0;
+        for (int c = 0; c < C; c++) s += yr[c] * ar[c];
+        if (accumulate) for (int c = 0; c < C; c++) o[c] += yr[c] * (ar[c] - s);
+        else for (int c = 0; c < C; c++) o[c] = yr[c] * (ar[c] - s);
+    }
+}
+
+static void softmax_backward_node(Tape *tp, TapeNode *n) {
+    int64_t R = n->iarg[0];
+    int C = (int)n->iarg[1];
+    const float *y = n->out->data, *dy = n->out->grad;
+    float *dx = tensor_grad(tp, n->in[0]);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) softmax_rows_jvp(y + r * C, dy + r * C, dx + r * C, 1, C, 1);
+}
+
+Tensor *op_softmax(Tape *tp, Tensor *x) {
+    tensor_require_contiguous(x, "op_softmax");
+    int C = x->shape[x->ndim - 1];
+    int64_t R = x->numel / (C ? C : 1);
+    Tensor *y = tape_output(tp, x->ndim, x->shape, &x, 1);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) softmax_rows(x->data + r * C, y->data + r * C, 1, C);
+    if (y->tangent) {
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < R; r++) softmax_rows_jvp(y->data + r * C, x->tangent + r * C, y->tangent + r * C, 1, C, 0);
+    }
+    TapeNode *n = tape_record(tp, "softmax", y, softmax_backward_node, &x, 1);
+    if (n) {
+        n->iarg[0] = R;
+        n->iarg[1] = C;
+    }
+    return y;
+}
