@@ -163,9 +163,15 @@ int safetensors_parse(SafeTensors *st, const unsigned char *bytes, size_t n, con
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t consumed = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    if (!root || jerr != json_tokener_success) {
-        core_set_error("%s: header is not valid JSON (%s)", p, json_tokener_error_desc(jerr));
+    if (jerr != json_tokener_success) {
+        // json-c reports a header that ends mid-value as "continue"; say what that means.
+        core_set_error("%s: header is not valid JSON (%s)", p,
+                       jerr == json_tokener_continue ? "incomplete or unterminated value" : json_tokener_error_desc(jerr));
         if (root) json_object_put(root);
+        goto fail;
+    }
+    if (!root) {   // the JSON literal null
+        core_set_error("%s: header JSON is not an object", p);
         goto fail;
     }
     // Only trailing spaces may follow the JSON (the format pads the header with them).
@@ -215,12 +221,19 @@ int safetensors_parse(SafeTensors *st, const unsigned char *bytes, size_t n, con
         StEntry **order = core_malloc((size_t)st->n_entries * sizeof *order, "safetensors order");
         for (int i = 0; i < st->n_entries; i++) order[i] = &st->entries[i];
         qsort(order, (size_t)st->n_entries, sizeof *order, cmp_begin);
-        for (int i = 1; i < st->n_entries; i++)
-            if (order[i]->begin < order[i - 1]->end && order[i]->end > order[i]->begin) {
-                core_set_error("%s: tensors '%s' and '%s' overlap in the data section", p, order[i - 1]->name, order[i]->name);
+        // Compare each tensor with the furthest-reaching one before it, not just its neighbour: an
+        // empty tensor sorted between two overlapping ones must not hide the overlap.
+        const StEntry *reach = NULL;
+        for (int i = 0; i < st->n_entries; i++) {
+            const StEntry *e = order[i];
+            if (e->end == e->begin) continue;   // empty tensors own no bytes
+            if (reach && e->begin < reach->end) {
+                core_set_error("%s: tensors '%s' and '%s' overlap in the data section", p, reach->name, e->name);
                 free(order);
                 goto fail;
             }
+            if (!reach || e->end > reach->end) reach = e;
+        }
         free(order);
     }
     return 0;
@@ -298,11 +311,13 @@ int safetensors_read_f32(const SafeTensors *st, const char *name, int ndim, cons
     if (!ok) {
         char want[128], got[128];
         size_t k = 0;
-        for (int i = 0; i < ndim; i++) k += (size_t)snprintf(want + k, sizeof want - k, i ? ", %d" : "%d", shape[i]);
-        if (!ndim) want[0] = 0;
+        want[0] = got[0] = 0;
+        // k < size: snprintf returns the length it wanted, so an overlong shape must stop the loop.
+        for (int i = 0; i < ndim && k < sizeof want; i++)
+            k += (size_t)snprintf(want + k, sizeof want - k, i ? ", %d" : "%d", shape[i]);
         k = 0;
-        got[0] = 0;
-        for (int i = 0; i < e->ndim; i++) k += (size_t)snprintf(got + k, sizeof got - k, i ? ", %lld" : "%lld", (long long)e->shape[i]);
+        for (int i = 0; i < e->ndim && k < sizeof got; i++)
+            k += (size_t)snprintf(got + k, sizeof got - k, i ? ", %lld" : "%lld", (long long)e->shape[i]);
         core_set_error("%s: tensor '%s' has shape (%s), expected (%s)", st->path, name, got, want);
         return -1;
     }

@@ -432,7 +432,7 @@ char *pmf_train_config_yaml(const PmfTrainConfig *c) {
         char sec[32] = "";
         if (dot) snprintf(sec, sizeof sec, "%.*s", (int)(dot - k->key), k->key);
         if (strcmp(sec, section)) {
-            n += (size_t)snprintf(s + n, cap - n, "%s:\n", sec);
+            if (sec[0]) n += (size_t)snprintf(s + n, cap - n, "%s:\n", sec);   // top-level keys have none
             snprintf(section, sizeof section, "%s", sec);
         }
         const char *name = dot ? dot + 1 : k->key;
