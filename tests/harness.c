@@ -116,6 +116,14 @@ void run_op_case(const OpCase *c) {
     Tensor *want = golden_tensor(&w.tape, &st, "out");
     ck_assert_msg(y->numel == want->numel, "%s: output has %lld elements, golden %lld", c->golden,
                   (long long)y->numel, (long long)want->numel);
+    const StEntry *we = safetensors_find(&st, "out");
+    if (we->ndim > 0) {   // a 0-D torch scalar is stored as shape (); ours is (1)
+        int same = we->ndim == y->ndim;
+        for (int i = 0; same && i < y->ndim; i++) same = we->shape[i] == y->shape[i];
+        char ys[64];
+        tensor_shape_str(y, ys, sizeof ys);
+        ck_assert_msg(same, "%s: output shape %s differs from the golden's %d-D shape", c->golden, ys, we->ndim);
+    }
     double e = compare_rel("forward", y->data, want->data, y->numel);
     ck_assert_msg(e <= c->tol, "%s: forward rel err %.3g > %.3g", c->golden, e, c->tol);
     if (has_tangent) {
@@ -229,6 +237,10 @@ END_TEST
 void add_op_table(TCase *tc, const OpCase *table, int n) {
     // Check runs each loop test in a fork (or in-process with CK_FORK=no); the table pointer is
     // set before any test runs and never changes afterwards.
+    if (current_table) {
+        fprintf(stderr, "add_op_table: one table per test program (merge the rows into one array)\n");
+        abort();
+    }
     current_table = table;
     tcase_add_loop_test(tc, op_table_row, 0, n);
 }

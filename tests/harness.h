@@ -38,7 +38,8 @@ typedef struct OpCase {
 // differences along the golden input tangents.
 void run_op_case(const OpCase *c);
 
-// Adds one Check test per row to tc (each row becomes its own loop index).
+// Adds one Check test per row to tc (each row becomes its own loop index). One table per test
+// program: a second call aborts (the rows are found through one static pointer).
 void add_op_table(TCase *tc, const OpCase *table, int n);
 
 // Runs a suite and returns the process exit status.
