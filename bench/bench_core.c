@@ -55,22 +55,19 @@ static void raw_sgemm(void *p) {
 
 static void linear_op(void *p) {
     GemmCtx *g = p;
+    // tape_reset frees every tensor record, so the inputs are wrapped anew each time (cheap)
     tape_reset(g->tp);
-    op_linear(g->tp, g->x, g->w, NULL);
+    int xs[2] = {g->M, g->K}, ws[2] = {g->N, g->K};
+    op_linear(g->tp, tensor_wrap(g->tp, g->a, 2, xs, "x"), tensor_wrap(g->tp, g->b, 2, ws, "w"), NULL);
 }
 
 static void bench_linear(Tape *tp, int M, int K, int N) {
     GemmCtx g = {M, N, K, NULL, NULL, NULL, tp, NULL, NULL};
     g.a = malloc((size_t)M * K * 4), g.b = malloc((size_t)N * K * 4), g.c = malloc((size_t)M * N * 4);
     fill(g.a, (int64_t)M * K, 1), fill(g.b, (int64_t)N * K, 2);
-    int xs[2] = {M, K}, ws[2] = {N, K};
     tape_set_recording(tp, 0);
-    tape_reset(tp);
     double flop = 2.0 * M * N * K;
     double t_raw = median_time(raw_sgemm, &g, 7);
-    // Inputs wrap caller memory, so tape_reset inside the loop does not free them.
-    g.x = tensor_wrap(tp, g.a, 2, xs, "x");
-    g.w = tensor_wrap(tp, g.b, 2, ws, "w");
     double t_op = median_time(linear_op, &g, 7);
     printf("  linear %5d x %4d -> %4d   op %6.1f GFLOP/s   sgemm %6.1f GFLOP/s   op/sgemm %.2f\n", M, K, N,
            flop / t_op * 1e-9, flop / t_raw * 1e-9, t_raw / t_op);
@@ -102,7 +99,9 @@ static void raw_attention_gemms(void *p) {
 static void attention_op(void *p) {
     AttnCtx *a = p;
     tape_reset(a->tp);
-    op_attention(a->tp, a->tq, a->tk, a->tv, a->NH);
+    int shape[3] = {a->B, a->T, a->NH * a->HS};
+    op_attention(a->tp, tensor_wrap(a->tp, a->q, 3, shape, "q"), tensor_wrap(a->tp, a->k, 3, shape, "k"),
+                 tensor_wrap(a->tp, a->v, 3, shape, "v"), a->NH);
 }
 
 static void bench_attention(Tape *tp, int B, int T, int NH, int HS) {
@@ -111,12 +110,7 @@ static void bench_attention(Tape *tp, int B, int T, int NH, int HS) {
     a.q = malloc(n * 4), a.k = malloc(n * 4), a.v = malloc(n * 4), a.o = malloc(n * 4);
     a.s = malloc((size_t)T * T * 4);
     fill(a.q, n, 3), fill(a.k, n, 4), fill(a.v, n, 5);
-    int shape[3] = {B, T, NH * HS};
     tape_set_recording(tp, 0);
-    tape_reset(tp);
-    a.tq = tensor_wrap(tp, a.q, 3, shape, "q");
-    a.tk = tensor_wrap(tp, a.k, 3, shape, "k");
-    a.tv = tensor_wrap(tp, a.v, 3, shape, "v");
     double flop = 4.0 * B * NH * (double)T * T * HS;
     double t_raw = median_time(raw_attention_gemms, &a, 5);
     double t_op = median_time(attention_op, &a, 5);
@@ -147,7 +141,8 @@ static void raw_conv_gemm(void *p) {
 static void conv_op(void *p) {
     ConvCtx *c = p;
     tape_reset(c->tp);
-    op_conv2d(c->tp, c->tx, c->tw, NULL, 1, 1, 1, 1, 1);
+    int xs[4] = {c->N, c->Cin, c->H, c->W}, ws[4] = {c->Cout, c->Cin, 3, 3};
+    op_conv2d(c->tp, tensor_wrap(c->tp, c->x, 4, xs, "x"), tensor_wrap(c->tp, c->w, 4, ws, "w"), NULL, 1, 1, 1, 1, 1);
 }
 
 static void bench_conv(Tape *tp, const char *name, int N, int Cin, int Cout, int HW) {
@@ -156,11 +151,7 @@ static void bench_conv(Tape *tp, const char *name, int N, int Cin, int Cout, int
     c.x = malloc(nx * 4), c.w = malloc(nw * 4);
     c.cols = malloc((size_t)Cin * 9 * HW * HW * 4), c.y = malloc((size_t)N * Cout * HW * HW * 4);
     fill(c.x, nx, 6), fill(c.w, nw, 7), fill(c.cols, (int64_t)Cin * 9 * HW * HW, 8);
-    int xs[4] = {N, Cin, HW, HW}, ws[4] = {Cout, Cin, 3, 3};
     tape_set_recording(tp, 0);
-    tape_reset(tp);
-    c.tx = tensor_wrap(tp, c.x, 4, xs, "x");
-    c.tw = tensor_wrap(tp, c.w, 4, ws, "w");
     double flop = 2.0 * N * Cout * (double)Cin * 9 * HW * HW;
     double t_raw = median_time(raw_conv_gemm, &c, 5);
     double t_op = median_time(conv_op, &c, 5);
