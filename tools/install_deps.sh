@@ -23,6 +23,12 @@ if [ "${PMF_WITH_TORCH:-0}" = 1 ]; then
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 fi
+if [ "${PMF_WITH_FUZZ:-0}" = 1 ]; then
+  # Only for the libFuzzer targets (cmake -DPMF_FUZZ=ON with CC=clang).
+  for p in clang libclang-rt-14-dev libomp-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "install_deps: installing ${missing[*]}"
