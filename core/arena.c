@@ -67,6 +67,25 @@ void arena_reset(Arena *a) {
     a->used = 0;
 }
 
+ArenaMark arena_mark(const Arena *a) {
+    ArenaMark m = {a->current, a->current ? a->current->used : 0, a->used};
+    return m;
+}
+
+void arena_release(Arena *a, ArenaMark m) {
+    if (!m.chunk) {   // marked before the first allocation
+        arena_reset(a);
+        return;
+    }
+    int after = 0;
+    for (ArenaChunk *c = a->chunks; c; c = c->next) {
+        if (after) c->used = 0;
+        if (c == m.chunk) c->used = m.chunk_used, after = 1;
+    }
+    a->current = m.chunk;
+    a->used = m.used;
+}
+
 void arena_free(Arena *a) {
     ArenaChunk *c = a->chunks;
     while (c) {

@@ -48,6 +48,14 @@ void arena_init(Arena *a, size_t chunk_bytes);
 void *arena_alloc(Arena *a, size_t bytes);           // uninitialised
 void *arena_calloc(Arena *a, size_t bytes);          // zeroed
 void arena_reset(Arena *a);
+// Mark and release: everything allocated after the mark is given back (a no-gradient pass whose
+// intermediates are dead once its result is copied out, e.g. pMF's guidance forward).
+typedef struct ArenaMark {
+    ArenaChunk *chunk;
+    size_t chunk_used, used;
+} ArenaMark;
+ArenaMark arena_mark(const Arena *a);
+void arena_release(Arena *a, ArenaMark m);
 void arena_free(Arena *a);
 
 // ---------------------------------------------------------------------------------------------

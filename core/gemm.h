@@ -15,11 +15,16 @@ static inline void sgemm_rm(int ta, int tb, int M, int N, int K, const float *A,
 
 // OpenBLAS called from inside an OpenMP loop must run single-threaded (each loop thread does its
 // own small GEMMs; a threaded call would contend for the one BLAS thread pool). Bracket such loops.
+// OpenBLAS's OpenMP build does this by itself (and its set_num_threads would change OpenMP's
+// thread count for the loop too), so there both are no-ops.
 static inline int blas_serial_begin(void) {
+    if (openblas_get_parallel() == 2) return -1;
     int prev = openblas_get_num_threads();
     openblas_set_num_threads(1);
     return prev;
 }
-static inline void blas_serial_end(int prev) { openblas_set_num_threads(prev); }
+static inline void blas_serial_end(int prev) {
+    if (prev > 0) openblas_set_num_threads(prev);
+}
 
 #endif

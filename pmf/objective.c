@@ -185,9 +185,12 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
 
     // 4. The guided target and the JVP's z-tangent from the v-head, without gradients. One call on
     // [z; z; z] with (omega, y), (1, null), (w, y): w = omega inside [t_min, t_max], else 1.
+    // Its intermediates are dead once the velocities are copied out: the arena gives them back.
+    int G = o->cfg ? 3 * B : B;
+    float *vgd = tape_alloc(tp, (size_t)G * N * sizeof(float));
+    ArenaMark guidance_mark = arena_mark(tp->arena);
     int saved_recording = tp->recording;
     tape_set_recording(tp, 0);
-    int G = o->cfg ? 3 * B : B;
     int gshape[4] = {G, c->channels, c->img_size, c->img_size};
     Tensor *zg = tensor_new(tp, 4, gshape, "z (guidance)");
     Tensor *hg = vec(tp, G, NULL, "h"), *wg = vec(tp, G, NULL, "omega"), *t0 = vec(tp, G, NULL, "t_min");
@@ -209,9 +212,11 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
         else wg->data[g] = w_int[i], yg[g] = labels[i];
     }
     PmfCond gc = {hg, wg, t0, t1, yg};
-    Tensor *vgd = pmf_velocity(tp, c, pmf_forward(tp, m, zg, &gc, 0, 1).v_out, zg, tg, 0);
+    Tensor *vgt = pmf_velocity(tp, c, pmf_forward(tp, m, zg, &gc, 0, 1).v_out, zg, tg, 0);
+    memcpy(vgd, vgt->data, (size_t)G * N * sizeof(float));
     tape_set_recording(tp, saved_recording);
-    const float *v_c2 = o->cfg ? vgd->data + (size_t)2 * B * N : vgd->data;
+    arena_release(tp->arena, guidance_mark);
+    const float *v_c2 = o->cfg ? vgd + (size_t)2 * B * N : vgd;
     float *v_g = tape_alloc(tp, (size_t)B * N * sizeof(float));
     for (int i = 0; i < B; i++)
         for (int64_t k = 0; k < N; k++) {
@@ -220,7 +225,7 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
                 v_g[j] = v_t[j];
                 continue;
             }
-            float vc = vgd->data[j], vu = vgd->data[(size_t)B * N + j];
+            float vc = vgd[j], vu = vgd[(size_t)B * N + j];
             if (n->fm[i]) v_g[j] = v_t[j] + (1.0f - 1.0f / n->omega[i]) * (vc - vu);
             else v_g[j] = v_t[j] + (1.0f - 1.0f / w_int[i]) * (v_c2[j] - vu);
         }

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
-  libopenblas-dev liblapacke-dev          # GEMM (cblas) and LAPACK (eigen-decompositions)
+  libopenblas-openmp-dev liblapacke-dev   # GEMM (cblas, OpenMP threads) and LAPACK (eigen-decompositions)
   check                                   # unit tests
   libjpeg62-turbo-dev libpng-dev          # images
   libhdf5-dev                             # dataset shards (serial build)
