@@ -220,25 +220,44 @@ Tensor *op_layernorm(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps) {
 // softmax over the last axis: x (R, C) -> y (R, C). y' = y (x' - sum(y x')); dx += y (dy - sum(y dy))
 
 void softmax_rows(const float *x, float *y, int64_t R, int C) {
+    // 16 partial maxima and sums in a fixed order: vectorisable and thread-count independent
+    enum { L = 16 };
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C;
-        float *yr = y + r * C, mx = xr[0];
-        for (int c = 1; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
-        float s = 0;
-        for (int c = 0; c < C; c++) s += (yr[c] = expf(xr[c] - mx));
-        float inv = 1.0f / s;
-        for (int c = 0; c < C; c++) yr[c] *= inv;
+        float *yr = y + r * C;
+        float m[L], s[L];
+        for (int j = 0; j < L; j++) m[j] = xr[0], s[j] = 0.0f;
+        int c = 0;
+        for (; c + L <= C; c += L)
+            for (int j = 0; j < L; j++) m[j] = xr[c + j] > m[j] ? xr[c + j] : m[j];
+        for (; c < C; c++) m[0] = xr[c] > m[0] ? xr[c] : m[0];
+        float mx = m[0];
+        for (int j = 1; j < L; j++) mx = m[j] > mx ? m[j] : mx;
+        for (c = 0; c < C; c++) yr[c] = fast_expf(xr[c] - mx);
+        for (c = 0; c + L <= C; c += L)
+            for (int j = 0; j < L; j++) s[j] += yr[c + j];
+        for (; c < C; c++) s[0] += yr[c];
+        float sum = 0.0f;
+        for (int j = 0; j < L; j++) sum += s[j];
+        float inv = 1.0f / sum;
+        for (c = 0; c < C; c++) yr[c] *= inv;
     }
 }
 
 // out = y (a - sum(y a)) row by row, added into out when accumulate
 void softmax_rows_jvp(const float *y, const float *a, float *out, int64_t R, int C, int accumulate) {
+    enum { L = 16 };
     for (int64_t r = 0; r < R; r++) {
         const float *yr = y + r * C, *ar = a + r * C;
-        float *o = out + r * C, s = 0;
-        for (int c = 0; c < C; c++) s += yr[c] * ar[c];
-        if (accumulate) for (int c = 0; c < C; c++) o[c] += yr[c] * (ar[c] - s);
-        else for (int c = 0; c < C; c++) o[c] = yr[c] * (ar[c] - s);
+        float *o = out + r * C, p[L] = {0};
+        int c = 0;
+        for (; c + L <= C; c += L)
+            for (int j = 0; j < L; j++) p[j] += yr[c + j] * ar[c + j];
+        for (; c < C; c++) p[0] += yr[c] * ar[c];
+        float s = 0.0f;
+        for (int j = 0; j < L; j++) s += p[j];
+        if (accumulate) for (c = 0; c < C; c++) o[c] += yr[c] * (ar[c] - s);
+        else for (c = 0; c < C; c++) o[c] = yr[c] * (ar[c] - s);
     }
 }
 
