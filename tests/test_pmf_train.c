@@ -1,0 +1,223 @@
+// tests/test_pmf_train.c: the training program's promises, on Fashion-MNIST with a shrunken S/4.
+//  - resume: 4 steps straight equal 2 steps, stop, resume, 2 steps, bit for bit (model, optimizer
+//    state, EMAs), for Muon and AdamW;
+//  - micro-batches: one step of batch 8 in micro-batches of 2 gives the update of one batch of 8
+//    (normalized difference of the parameter updates below 1e-4: only summation order differs);
+//  - a SIGKILL while a checkpoint is being written leaves the previous checkpoint loadable.
+#include "harness.h"
+#include "pmf/pmf.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void small_config(PmfTrainConfig *c, const char *out, const char *optimizer, int steps, int batch, int micro) {
+    char v[64];
+    pmf_train_config_default(c);
+    ck_assert(pmf_train_config_set(c, "model.model_str", "S/4") == 0);
+    ck_assert(pmf_train_config_set(c, "dataset.root", "fashion-mnist") == 0);
+    ck_assert(pmf_train_config_set(c, "dataset.image_size", "32") == 0);
+    ck_assert(pmf_train_config_set(c, "model.dim", "32") == 0);
+    ck_assert(pmf_train_config_set(c, "model.heads", "2") == 0);
+    ck_assert(pmf_train_config_set(c, "model.depth_shared", "1") == 0);
+    ck_assert(pmf_train_config_set(c, "model.depth_head", "1") == 0);
+    ck_assert(pmf_train_config_set(c, "model.mlp_hidden", "64") == 0);
+    ck_assert(pmf_train_config_set(c, "model.bottleneck", "8") == 0);
+    ck_assert(pmf_train_config_set(c, "training.optimizer", optimizer) == 0);
+    ck_assert(pmf_train_config_set(c, "training.learning_rate", "0.001") == 0);
+    snprintf(v, sizeof v, "%d", steps);
+    ck_assert(pmf_train_config_set(c, "training.steps", v) == 0);
+    snprintf(v, sizeof v, "%d", batch);
+    ck_assert(pmf_train_config_set(c, "training.batch_size", v) == 0);
+    snprintf(v, sizeof v, "%d", micro);
+    ck_assert(pmf_train_config_set(c, "training.micro_batch", v) == 0);
+    ck_assert(pmf_train_config_set(c, "training.checkpoint_per_step", "0") == 0);
+    ck_assert(pmf_train_config_set(c, "training.sample_per_step", "0") == 0);
+    ck_assert(pmf_train_config_set(c, "training.log_per_step", "1000") == 0);
+    ck_assert(pmf_train_config_set(c, "training.seed", "11") == 0);
+    ck_assert(pmf_train_config_set(c, "out", out) == 0);
+    ck_assert_msg(pmf_train_config_finish(c) == 0, "%s", core_last_error());
+}
+
+static void run_ok(PmfTrainConfig *c) { ck_assert_msg(pmf_train_run(c, 0) == 0, "pmf_train_run failed: %s", core_last_error()); }
+
+// Every tensor of two checkpoints, bit for bit; returns how many tensors were compared.
+static int same_checkpoints(const char *a, const char *b) {
+    SafeTensors sa, sb;
+    ck_assert_msg(safetensors_open(&sa, a) == 0, "%s", core_last_error());
+    ck_assert_msg(safetensors_open(&sb, b) == 0, "%s", core_last_error());
+    ck_assert_int_eq(sa.n_entries, sb.n_entries);
+    for (int i = 0; i < sa.n_entries; i++) {
+        const StEntry *ea = &sa.entries[i], *eb = safetensors_find(&sb, ea->name);
+        ck_assert_msg(eb != NULL, "%s lacks '%s'", b, ea->name);
+        ck_assert_int_eq(ea->end - ea->begin, eb->end - eb->begin);
+        int same = memcmp(sa.bytes + sa.data_start + ea->begin, sb.bytes + sb.data_start + eb->begin, ea->end - ea->begin) == 0;
+        ck_assert_msg(same, "tensor '%s' differs between the straight and the resumed run", ea->name);
+    }
+    ck_assert_str_eq(safetensors_meta(&sa, "step"), safetensors_meta(&sb, "step"));
+    int n = sa.n_entries;
+    safetensors_close(&sa), safetensors_close(&sb);
+    return n;
+}
+
+static void resume_case(const char *optimizer) {
+    char root[] = "/tmp/pmf_resume_XXXXXX", a[256], b[256], ca[300], cb[300];
+    ck_assert(mkdtemp(root) != NULL);
+    snprintf(a, sizeof a, "%s/straight", root);
+    snprintf(b, sizeof b, "%s/resumed", root);
+    PmfTrainConfig c;
+    small_config(&c, a, optimizer, 4, 4, 4);
+    run_ok(&c);
+    small_config(&c, b, optimizer, 2, 4, 4);
+    run_ok(&c);
+    snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
+    small_config(&c, b, optimizer, 4, 4, 4);
+    snprintf(c.load_from, sizeof c.load_from, "%s", cb);
+    run_ok(&c);
+    snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
+    int n = same_checkpoints(ca, cb);
+    printf("  %s: %d tensors identical after 4 straight steps and 2 + resume + 2\n", optimizer, n);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert(system(cmd) == 0);
+}
+
+START_TEST(resume_is_bit_exact_muon) { resume_case("muon"); }
+END_TEST
+
+START_TEST(resume_is_bit_exact_adamw) { resume_case("adamw"); }
+END_TEST
+
+// The "model/" tensors of a checkpoint, in the store's order of `like`.
+static float *read_model(const char *path, const ParamStore *like) {
+    SafeTensors st;
+    ck_assert_msg(safetensors_open(&st, path) == 0, "%s", core_last_error());
+    float *p = calloc((size_t)like->total, sizeof(float));   // zero in the store's alignment gaps
+    for (int i = 0; i < like->n; i++) {
+        const Tensor *t = &like->tensors[i];
+        char name[256];
+        snprintf(name, sizeof name, "model/%s", t->name);
+        ck_assert_msg(safetensors_read_f32(&st, name, t->ndim, t->shape, p + (t->data - like->data)) == 0, "%s", core_last_error());
+    }
+    safetensors_close(&st);
+    return p;
+}
+
+START_TEST(micro_batches_give_the_batch_update) {
+    char root[] = "/tmp/pmf_micro_XXXXXX", a[256], b[256], p[300];
+    ck_assert(mkdtemp(root) != NULL);
+    snprintf(a, sizeof a, "%s/full", root);
+    snprintf(b, sizeof b, "%s/micro", root);
+    PmfTrainConfig c;
+    small_config(&c, a, "muon", 1, 8, 8);
+    run_ok(&c);
+    small_config(&c, b, "muon", 1, 8, 2);
+    run_ok(&c);
+    PmfModel init;   // the run's initial parameters: the model is a function of the seed
+    pmf_model_init(&init, &c.model, c.seed);
+    snprintf(p, sizeof p, "%s/checkpoint.safetensors", a);
+    float *p1 = read_model(p, &init.ps);
+    snprintf(p, sizeof p, "%s/checkpoint.safetensors", b);
+    float *p2 = read_model(p, &init.ps);
+    const float *p0 = init.ps.data;
+    int64_t n0 = init.ps.total;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n0; i++) {
+        double d1 = (double)p1[i] - p0[i], d2 = (double)p2[i] - p0[i];
+        num += (d1 - d2) * (d1 - d2), den += d1 * d1;
+    }
+    double e = sqrt(num / den);
+    printf("  batch 8 vs 4 micro-batches of 2: update norm %.4g, normalized difference %.2e\n", sqrt(den), e);
+    ck_assert_msg(den > 0, "the step changed nothing");
+    ck_assert_msg(e < 1e-4, "micro-batched update differs: %.3g", e);
+    free(p1), free(p2);
+    pmf_model_free(&init);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert(system(cmd) == 0);
+}
+END_TEST
+
+// A child saves checkpoints of a real training state in a loop, each with a distinct step and
+// parameters all equal to that step; the parent SIGKILLs it at random moments. Whatever instant
+// the kill lands on, the file on disk must load and be one whole checkpoint.
+START_TEST(sigkill_while_saving_leaves_a_loadable_checkpoint) {
+    char root[] = "/tmp/pmf_kill_XXXXXX", path[300];
+    ck_assert(mkdtemp(root) != NULL);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", root);
+    PmfTrainConfig tc;
+    small_config(&tc, root, "muon", 1, 4, 4);   // a small model: many saves fit between kills
+    PmfConfig mc = tc.model;
+    PmfModel m;
+    pmf_model_init(&m, &mc, 1);
+    uint8_t *part = pmf_muon_partition(&m);
+    Muon mu;
+    muon_init(&mu, &m.ps, part, 1e-3f, 0.95f, 0.9f, 0.95f, 1e-8f);
+    float hl[1] = {500};
+    PmfEma ema;
+    pmf_ema_init(&ema, &m.ps, hl, 1);
+    PmfTrainState s = {&m, &mu, NULL, &ema, 0, 3, "model:\n  model_str: S/4\n"};
+    ck_assert(pmf_checkpoint_save(path, &s) == 0);   // a first good checkpoint
+    srand(12345);
+    int kills = 0;
+    for (int round = 0; round < 8; round++) {
+        pid_t pid = fork();
+        ck_assert(pid >= 0);
+        if (pid == 0) {
+            for (int64_t k = 1;; k++) {
+                s.step = k;
+                for (int64_t i = 0; i < m.ps.total; i++) m.ps.data[i] = (float)k;
+                if (pmf_checkpoint_save(path, &s)) _exit(3);
+            }
+        }
+        struct timespec ts = {0, (long)(5 + rand() % 400) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        kills += WIFSIGNALED(status);
+        PmfModel m2;
+        pmf_model_init(&m2, &mc, 2);
+        Muon mu2;
+        muon_init(&mu2, &m2.ps, part, 1e-3f, 0.95f, 0.9f, 0.95f, 1e-8f);
+        PmfEma ema2;
+        pmf_ema_init(&ema2, &m2.ps, hl, 1);
+        PmfTrainState s2 = {&m2, &mu2, NULL, &ema2, 0, 3, NULL};
+        ck_assert_msg(pmf_checkpoint_load(path, &s2) == 0, "round %d: %s", round, core_last_error());
+        float want = s2.step ? (float)s2.step : m.ps.data[0];
+        int whole = 1;
+        if (s2.step)
+            for (int t = 0; t < m2.ps.n; t++)
+                for (int64_t i = 0; i < m2.ps.tensors[t].numel; i++) whole &= m2.ps.tensors[t].data[i] == want;
+        printf("  kill %d: the checkpoint on disk is step %lld's, %s\n", round, (long long)s2.step, whole ? "whole" : "MIXED");
+        ck_assert_msg(whole, "round %d: checkpoint of step %lld mixes parameters of different saves", round, (long long)s2.step);
+        pmf_ema_free(&ema2);
+        muon_free(&mu2);
+        pmf_model_free(&m2);
+    }
+    ck_assert_int_eq(kills, 8);
+    free(part);
+    pmf_ema_free(&ema);
+    muon_free(&mu);
+    pmf_model_free(&m);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert(system(cmd) == 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("pmf_train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, resume_is_bit_exact_muon);
+    tcase_add_test(tc, resume_is_bit_exact_adamw);
+    tcase_add_test(tc, micro_batches_give_the_batch_update);
+    tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
