@@ -154,6 +154,20 @@ Tensor *pmf_velocity(Tape *tp, const PmfConfig *c, Tensor *net, Tensor *z, const
 void pmf_sample(Tape *tp, PmfModel *m, float *z, const int *labels, int B, int steps, float omega,
                 float t_min, float t_max);
 
+// pmf_sample's body: images from a training checkpoint (its config is in the metadata).
+typedef struct PmfSampleArgs {
+    const char *checkpoint;
+    int ema;                     // -1: the raw weights; k: the checkpoint's EMA k (ema<k>/...)
+    int n, batch, steps;         // images, images per forward, network evaluations (1 = 1-NFE)
+    float omega, t_min, t_max;   // CFG scale and interval (network conditions, free at sampling)
+    const int *classes;          // cycled through; NULL = class-balanced over every class
+    int n_classes;
+    uint64_t seed;
+    const char *grid, *png_dir, *h5;   // outputs (any may be NULL)
+    int grid_cols;
+} PmfSampleArgs;
+int pmf_sample_run(const PmfSampleArgs *a);
+
 // ---------------------------------------------------------------------------------------------
 // Training configuration: YAML files with the official configs' keys (spec 8), overridable from
 // the command line as key=value. Unknown keys, wrong types and impossible combinations are errors

@@ -134,6 +134,20 @@ static void plot_losses(const char *out) {
     if (system(cmd) != 0) fprintf(stderr, "pmf_train: note: no loss plot (gnuplot not found or failed)\n");
 }
 
+// mkdir -p: the output folder and any missing parents.
+static int make_dirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    mkdir(buf, 0755);
+    return access(buf, W_OK);
+}
+
 static double rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -163,7 +177,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         return 1;
     }
     core_set_threads(cfg->threads);
-    if (mkdir(cfg->out, 0755) && access(cfg->out, W_OK)) {
+    if (make_dirs(cfg->out)) {
         fprintf(stderr, "pmf_train: cannot create the output folder '%s'\n", cfg->out);
         return 1;
     }
