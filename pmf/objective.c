@@ -189,6 +189,7 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     int G = o->cfg ? 3 * B : B;
     float *vgd = tape_alloc(tp, (size_t)G * N * sizeof(float));
     ArenaMark guidance_mark = arena_mark(tp->arena);
+    double t_guidance = core_now();
     int saved_recording = tp->recording;
     tape_set_recording(tp, 0);
     int gshape[4] = {G, c->channels, c->img_size, c->img_size};
@@ -216,6 +217,8 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     memcpy(vgd, vgt->data, (size_t)G * N * sizeof(float));
     tape_set_recording(tp, saved_recording);
     arena_release(tp->arena, guidance_mark);
+    out.seconds_guidance = core_now() - t_guidance;
+    double t_jvp = core_now();
     const float *v_c2 = o->cfg ? vgd + (size_t)2 * B * N : vgd;
     float *v_g = tape_alloc(tp, (size_t)B * N * sizeof(float));
     for (int i = 0; i < B; i++)
@@ -275,5 +278,6 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     out.L_u = L_u->data, out.L_v = L_v->data;
     out.u = u, out.v = v, out.x_u = pred_x;
     out.du_dt = u->tangent, out.V = V->data, out.v_g = v_g;
+    out.seconds_jvp = core_now() - t_jvp;
     return out;
 }

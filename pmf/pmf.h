@@ -135,6 +135,8 @@ typedef struct PmfLoss {
     Tensor *u, *v;                // u-head and v-head velocities (B, C, H, W)
     Tensor *x_u;                  // the u-head's x-prediction (pred_x)
     float *du_dt, *V, *v_g;       // (B * C * H * W) each
+    double seconds_guidance;      // wall time of the no-gradient v-head pass (targets, v_c2)
+    double seconds_jvp;           // wall time of the forward with tangents and the loss
 } PmfLoss;
 
 // One pMF loss evaluation (guidance calls, the JVP forward, the loss) on the tape; call

@@ -242,6 +242,9 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     printf("pmf_train: %" PRId64 " steps of batch %d (micro-batch %d), %s, lr %g, %d threads -> %s\n", total, B, MB,
            cfg->optimizer, cfg->learning_rate, core_threads(), cfg->out);
     double t_start = core_now(), t_log = t_start;
+    // Phase times, summed over every step but the run's first (which also allocates the arena).
+    double sec_guid = 0, sec_jvp = 0, sec_back = 0, sec_opt = 0;
+    int64_t first_step = state.step, timed_steps = 0;
     int64_t step_log = state.step;
     int rc = 0;
     while (state.step < total && !stop_requested) {
@@ -271,7 +274,9 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
                                    all.t_max + m0, all.omega + m0, all.fm + m0, all.drop + m0};
             PmfLoss L = pmf_loss(&tp, &model, &obj, xb + (size_t)m0 * numel, yb + m0, &part_n);
             float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole batch
+            double tb = core_now();
             tape_backward(&tp, L.loss, &seed_grad);
+            if (step > first_step) sec_guid += L.seconds_guidance, sec_jvp += L.seconds_jvp, sec_back += core_now() - tb;
             loss += L.loss->data[0] * seed_grad;
             for (int i = 0; i < MB; i++) lu += L.L_u[i], lv += L.L_v[i];
         }
@@ -285,8 +290,10 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         }
         // Optimizer step and EMAs.
         float lr = learning_rate(cfg, step, total, steps_per_epoch);
+        double to = core_now();
         if (use_muon) muon.lr = lr, muon_step(&muon, &model.ps);
         else adamw.lr = lr, adamw_step(&adamw, &model.ps);
+        if (step > first_step) sec_opt += core_now() - to, timed_steps++;
         state.step = step + 1;
         pmf_ema_update(&ema, &model.ps, state.step, B);
         // Log.
@@ -330,7 +337,14 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         jl = tsv = NULL;
         plot_losses(cfg->out);
         printf("pmf_train: %.1f s, %.1f img/s overall\n", core_now() - t_start,
-               (state.step - 0) * (double)B / fmax(core_now() - t_start, 1e-9));
+               (state.step - first_step) * (double)B / fmax(core_now() - t_start, 1e-9));
+        if (timed_steps > 0) {
+            double k = 1e3 / timed_steps, tot = sec_guid + sec_jvp + sec_back + sec_opt;
+            printf("pmf_train: mean step (batch %d, %" PRId64 " steps): guidance forward %.0f ms, forward with tangents + loss %.0f ms, "
+                   "backward %.0f ms, optimizer %.0f ms; %.1f img/s in these phases; arena peak %.0f MB\n",
+                   B, timed_steps, sec_guid * k, sec_jvp * k, sec_back * k, sec_opt * k, B * timed_steps / fmax(tot, 1e-9),
+                   (arena.peak + step_arena.peak) / 1048576.0);
+        }
     }
     if (jl) fclose(jl);
     if (tsv) fclose(tsv);
