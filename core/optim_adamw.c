@@ -22,8 +22,9 @@ void adamw_step(AdamW *opt, ParamStore *ps) {
     opt->step++;
     const float b1 = opt->beta1, b2 = opt->beta2, lr = opt->lr, eps = opt->eps;
     const float decay = 1.0f - lr * opt->weight_decay;
-    const float c1 = 1.0f / (1.0f - powf(b1, (float)opt->step));
-    const float c2 = 1.0f / sqrtf(1.0f - powf(b2, (float)opt->step));
+    // in double: 1 - b^step cancels digits when b is close to 1 (b2 = 0.999 lost ~3e-6 in float)
+    const float c1 = (float)(1.0 / (1.0 - pow(b1, (double)opt->step)));
+    const float c2 = (float)(1.0 / sqrt(1.0 - pow(b2, (double)opt->step)));
     float *p = ps->data, *g = ps->grad, *m = opt->m, *v = opt->v;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < opt->n; i++) {
