@@ -2,7 +2,9 @@
 // (tools/reference/pmf_ref.py --goldens tests/goldens, preset "tiny", float64 reference of float32
 // inputs). Checked: the parameter set (names and shapes, both ways), a forward with tangent
 // (x_u, x_v, u, x_u', du/dt), one loss evaluation with explicit randomness (loss, per-sample
-// L_u and L_v, v_g, du/dt, V) and the gradient of the loss for every parameter.
+// L_u and L_v, v_g, du/dt, V) and the gradient of the loss for every parameter, for x-prediction
+// with CFG (pmf_tiny_step), u-prediction with CFG (pmf_tiny_upred) and x-prediction without CFG
+// (pmf_tiny_nocfg); the variant files carry metadata pred = x|u and cfg = 1|0.
 // Tolerances: 1e-4 relative (the bar for a full network; float32 against float64).
 // Plus the sanity facts of spec 6.2/5.3 on the C side alone: at init X = 0 so u = z / clip(t),
 // and on r = t rows V = u, so the u-loss equals the flow-matching loss on those rows.
@@ -113,11 +115,16 @@ START_TEST(forward_with_tangent_matches_reference) {
 }
 END_TEST
 
-START_TEST(loss_and_gradients_match_reference) {
+// One loss evaluation and its parameter gradients against the golden `stem`; the prediction space
+// and CFG switch come from its metadata (absent: x-prediction, CFG on).
+static void check_loss_and_gradients(const char *stem) {
     SafeTensors st;
-    golden_open(&st, "pmf_tiny_step");
+    golden_open(&st, stem);
     PmfConfig cfg;
     ck_assert(pmf_preset("tiny", &cfg) == 0);
+    const char *pred = safetensors_meta(&st, "pred"), *cfg_on = safetensors_meta(&st, "cfg");
+    ck_assert_msg(!pred || !strcmp(pred, "x") || !strcmp(pred, "u"), "%s: unknown pred '%s'", stem, pred);
+    cfg.pred = pred && !strcmp(pred, "u") ? PMF_PRED_U : PMF_PRED_X;
     PmfModel m;
     pmf_model_init(&m, &cfg, 0);
     load_reference_params(&m, &st);
@@ -125,6 +132,8 @@ START_TEST(loss_and_gradients_match_reference) {
     PmfObjective obj;
     pmf_objective_default(&obj);
     obj.norm_eps = eps ? (float)atof(eps) : 0.01f;
+    obj.cfg = cfg_on ? atoi(cfg_on) != 0 : 1;
+    printf("  %s: pred %s, cfg %s\n", stem, cfg.pred == PMF_PRED_U ? "u" : "x", obj.cfg ? "on" : "off");
     Arena arena;
     arena_init(&arena, 16 << 20);
     Tape tp;
@@ -164,7 +173,7 @@ START_TEST(loss_and_gradients_match_reference) {
         check(p->name, m.ps.grad + (p->data - m.ps.data), &st, name, p->numel);
         checked++;
     }
-    printf("  %d parameter gradients within %.0e\n", checked, TOL);
+    printf("  %s: %d parameter gradients within %.0e\n", stem, checked, TOL);
 
     free(x), free(labels), free(noise.e), free(noise.t), free(noise.r), free(noise.t_min), free(noise.t_max);
     free(noise.omega), free(fm), free(drop), free(noise.fm), free(noise.drop);
@@ -173,6 +182,14 @@ START_TEST(loss_and_gradients_match_reference) {
     pmf_model_free(&m);
     safetensors_close(&st);
 }
+
+START_TEST(loss_and_gradients_match_reference) { check_loss_and_gradients("pmf_tiny_step"); }
+END_TEST
+
+START_TEST(loss_and_gradients_match_reference_u_prediction) { check_loss_and_gradients("pmf_tiny_upred"); }
+END_TEST
+
+START_TEST(loss_and_gradients_match_reference_cfg_off) { check_loss_and_gradients("pmf_tiny_nocfg"); }
 END_TEST
 
 // At initialisation the final layers are zero, so X = 0 and u = z / clip(t, 0.05, 1) exactly; on
@@ -227,6 +244,8 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, forward_with_tangent_matches_reference);
     tcase_add_test(tc, loss_and_gradients_match_reference);
+    tcase_add_test(tc, loss_and_gradients_match_reference_u_prediction);
+    tcase_add_test(tc, loss_and_gradients_match_reference_cfg_off);
     tcase_add_test(tc, init_and_fm_rows_sanity);
     suite_add_tcase(s, tc);
     return run_suite(s);

@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """Independent PyTorch reference of the pixel MeanFlow generator and its training loss.
 
-Written from /work/shared/spec/pmf-spec.md (sections 1, 2.3, 3.2, 3.3, 5.1-5.4, 5.6, 6, 15), not from
+Written from /work/shared/spec/pmf-spec.md (sections 1, 2.3, 3.2, 3.3, 5.1-5.4, 5.6, 6, 11.1, 15), not from
 the C code; only the parameter names/shapes and the "tiny"/"S/4" presets are taken from pmf/ so that
 golden files load by name. Run with Debian's interpreter: /usr/bin/python3 (torch 1.13).
 
   /usr/bin/python3 tools/reference/pmf_ref.py --selfcheck
-  /usr/bin/python3 tools/reference/pmf_ref.py --goldens tests/goldens
+  /usr/bin/python3 tools/reference/pmf_ref.py --goldens tests/goldens   # pmf_tiny_{step,upred,nocfg}
   /usr/bin/python3 tools/reference/pmf_ref.py --bench
 
 Choices where the spec leaves room (each is marked CHOICE in the code):
@@ -27,7 +27,15 @@ Choices where the spec leaves room (each is marked CHOICE in the code):
     class (num_classes) for the u-head and the v-head loss pass and sets v_g = v_t on those rows.
     The JVP tangent v_c2 always uses the true label (spec 15.7). Masks may be any rows; the sampler
     here puts fm on the first int(0.5 B) rows and drop on the first k rows (k = #(U < 0.1)).
- 7. The guided target is always on (the released code's cfg path); there is no perceptual term.
+ 7. Two switches of pmf_loss (defaults: the released code's path; there is no perceptual term):
+    pred = "x" (spec 1.3, 5.1: the heads output images, velocity = (z - X) / clip(t)) or "u" (spec
+    1.3 table, 11.1: the heads output the velocity itself, for both heads and all v-head calls; du/dt
+    is then the forward-mode derivative of the u-head output along (z' = v_c2, h' = 1), t enters
+    nowhere; no preconditioner, 5.6 is x-prediction only). cfg = True (spec 3.3, 5.3 step 4: the
+    guided target from 3 v-head passes on B rows) or False (v_g = v_t, the plain FM target, on every
+    row; the JVP tangent v_c2 = v-head(z, h = 0, omega = 1, t_min = 0, t_max = 1, true label), one
+    pass on B rows). With cfg off the sampler draws no omega (draw_noise gives omega = 1); the loss
+    takes the omega it is given. Class dropout (labels only, v_g is v_t anyway) applies either way.
  8. The v-head, in the JVP pass, sees the trunk output with its tangent dropped (it is an aux output;
     only its primal is used).
  9. The loss's gradient goes only through the primal u and v; du/dt, v_c2 and v_g are constants.
@@ -274,7 +282,10 @@ def bc(s):
     return s[:, None, None, None]
 
 
-def velocity(z, X, t):
+def velocity(z, X, t, pred="x"):
+    """Head output -> velocity: x-prediction (z - X) / clip(t) (spec 1.3, 5.1); u-prediction: X itself."""
+    if pred == "u":
+        return X
     return (z - X) / bc(clip_t(t))
 
 
@@ -283,7 +294,7 @@ def velocity(z, X, t):
 
 
 def draw_noise(c, B, gen, dtype=torch.float32, p_mean=0.8, p_std=0.8, data_proportion=0.5, cfg_max=7.0,
-               cfg_beta=1.0, class_dropout=0.1):
+               cfg_beta=1.0, class_dropout=0.1, cfg=True):
     def rn(*s):
         return torch.randn(s, generator=gen, dtype=torch.float64)
 
@@ -303,6 +314,8 @@ def draw_noise(c, B, gen, dtype=torch.float32, p_mean=0.8, p_std=0.8, data_propo
         omega = torch.exp(u * math.log1p(cfg_max))
     else:
         omega = torch.exp(torch.log1p(u * math.expm1((1 - cfg_beta) * math.log1p(cfg_max))) / (1 - cfg_beta))
+    if not cfg:
+        omega = torch.ones_like(omega)
     k = int((ru(B) < class_dropout).sum())
     drop = torch.zeros(B, dtype=torch.bool)
     drop[:k] = True
@@ -317,33 +330,43 @@ def draw_noise(c, B, gen, dtype=torch.float32, p_mean=0.8, p_std=0.8, data_propo
 # Loss (spec 5.3 steps 2-8 and 10, no perceptual term)
 
 
-def guidance(P, c, z, t, y, noise):
-    """Step 4: the guided target velocity v_g (without dropout) and the JVP tangent v_c2."""
+def guidance(P, c, z, t, y, noise, pred="x", cfg=True):
+    """Step 4: the v-head velocities for the guided target (v_c, v_u; None with cfg off), the JVP
+    tangent v_c2 and the effective scale w (1 with cfg off)."""
     B = z.shape[0]
     omega, t_min, t_max, fm = noise["omega"], noise["t_min"], noise["t_max"], noise["fm"]
     zeros, ones = torch.zeros_like(t), torch.ones_like(t)
     null = torch.full_like(y, c["classes"])
+    if not cfg:     # CHOICE 7: one v-head pass at omega = 1, [0, 1], the true label
+        with torch.no_grad():
+            _, xv = net(P, c, z, zeros, ones, zeros, ones, y, want_u=False)
+            return None, None, velocity(z, xv, t, pred), ones
     with torch.no_grad():
         z2 = torch.cat([z, z])
         _, xv = net(P, c, z2, torch.cat([zeros, zeros]), torch.cat([omega, ones]), torch.cat([zeros, zeros]),
                     torch.cat([ones, ones]), torch.cat([y, null]), want_u=False)
-        v2 = velocity(z2, xv, torch.cat([t, t]))
+        v2 = velocity(z2, xv, torch.cat([t, t]), pred)
         v_c, v_u = v2[:B], v2[B:]
         w = torch.where((t_min <= t) & (t <= t_max), omega, ones)
         _, xv2 = net(P, c, z, zeros, w, zeros, ones, y, want_u=False)
-        v_c2 = velocity(z, xv2, t)
+        v_c2 = velocity(z, xv2, t, pred)
     return v_c, v_u, v_c2, w
 
 
-def pmf_loss(P, c, x, y, noise, norm_eps=0.01, jvp="forward_ad"):
-    """x (B, C, H, W), y (B) long, noise: dict of the step's randomness (CHOICE 6).
-    Returns a dict with 'loss' (scalar, differentiable w.r.t. P) and the per-sample pieces."""
+def pmf_loss(P, c, x, y, noise, norm_eps=0.01, jvp="forward_ad", pred="x", cfg=True):
+    """x (B, C, H, W), y (B) long, noise: dict of the step's randomness (CHOICE 6); pred "x" | "u",
+    cfg on/off (CHOICE 7). Returns a dict with 'loss' (scalar, differentiable w.r.t. P) and the
+    per-sample pieces. x_u / x_u_dot are the u-head output and its tangent (a velocity for pred u)."""
     t, r, e = noise["t"], noise["r"], noise["e"]
     fm, drop = noise["fm"], noise["drop"]
     z = (1 - bc(t)) * x + bc(t) * e
     v_t = (z - x) / bc(clip_t(t))
-    v_c, v_u, v_c2, w = guidance(P, c, z, t, y, noise)
-    v_g = torch.where(bc(fm), v_t + bc(1 - 1 / noise["omega"]) * (v_c - v_u), v_t + bc(1 - 1 / w) * (v_c2 - v_u))
+    v_c, v_u, v_c2, w = guidance(P, c, z, t, y, noise, pred, cfg)
+    if cfg:
+        v_g = torch.where(bc(fm), v_t + bc(1 - 1 / noise["omega"]) * (v_c - v_u),
+                          v_t + bc(1 - 1 / w) * (v_c2 - v_u))
+    else:
+        v_g = v_t.clone()
     yd = torch.where(drop, torch.full_like(y, c["classes"]), y)
     v_g = torch.where(bc(drop), v_t, v_g)
     cond = (noise["omega"], noise["t_min"], noise["t_max"], yd)
@@ -354,7 +377,7 @@ def pmf_loss(P, c, x, y, noise, norm_eps=0.01, jvp="forward_ad"):
             td = fwAD.make_dual(t, torch.ones_like(t))
             rd = fwAD.make_dual(r, torch.zeros_like(r))
             xu, xv = net(P, c, zd, td - rd, *cond)
-            ud = velocity(zd, xu, td)
+            ud = velocity(zd, xu, td, pred)
             u, du_dt = fwAD.unpack_dual(ud)
             x_u, x_u_dot = fwAD.unpack_dual(xu)
             x_v = fwAD.unpack_dual(xv).primal
@@ -363,12 +386,12 @@ def pmf_loss(P, c, x, y, noise, norm_eps=0.01, jvp="forward_ad"):
 
         def fu(z_, t_, r_):
             xu_, _ = net(Pd, c, z_, t_ - r_, *cond, want_v=False)
-            return torch.cat([velocity(z_, xu_, t_).flatten(), xu_.flatten()])
+            return torch.cat([velocity(z_, xu_, t_, pred).flatten(), xu_.flatten()])
         _, tan = torch.autograd.functional.jvp(fu, (z, t, r), (v_c2, torch.ones_like(t), torch.zeros_like(r)))
         du_dt, x_u_dot = tan[:z.numel()].view_as(z), tan[z.numel():].view_as(z)
         x_u, x_v = net(P, c, z, t - r, *cond)
-        u = velocity(z, x_u, t)
-    v = velocity(z, x_v, t)
+        u = velocity(z, x_u, t, pred)
+    v = velocity(z, x_v, t, pred)
     du_dt = du_dt.detach()
     V = u + bc(t - r) * du_dt
     L_u = (V - v_g).pow(2).sum((1, 2, 3))
@@ -468,6 +491,51 @@ def write_goldens(out_dir):
     print("wrote %s (%d tensors, %.1f KB); loss %.9f, L_u %s, L_v %s" % (
         path, len(store), os.path.getsize(path) / 1024, float(out["loss"]), out["L_u"].detach().numpy(),
         out["L_v"].detach().numpy()))
+    if zero:
+        print("  parameters with an all-zero gradient:", ", ".join(zero))
+    write_variant(out_dir, "pmf_tiny_upred", pred="u", cfg=True)
+    write_variant(out_dir, "pmf_tiny_nocfg", pred="x", cfg=False)
+    return store
+
+
+VARIANT_LOSS_KEYS = ("loss", "L_u", "L_v", "v_g", "du_dt", "V", "u")
+
+
+def write_variant(out_dir, stem, pred, cfg):
+    """The loss + gradient part of pmf_tiny_step for another (pred, cfg): the same parameters, batch
+    and randomness (omega = 1 on every row with cfg off, as the sampler gives), no fwd/ block and only
+    the loss/ tensors the C test compares."""
+    c, P, x, y, n = tiny_case(torch.float64)
+    if not cfg:
+        n["omega"] = torch.ones_like(n["omega"])
+    for k in P:
+        P[k].requires_grad_(True)
+    out = pmf_loss(P, c, x, y, n, pred=pred, cfg=cfg)
+    grads = torch.autograd.grad(out["loss"], list(P.values()), allow_unused=True)
+    store = OrderedDict()
+    for k, v in P.items():
+        store["model/" + k] = v.detach().numpy()
+    for k in ("e", "t", "r", "t_min", "t_max", "omega", "fm", "drop"):
+        store["noise/" + k] = n[k].double().numpy()
+    store["loss/x"] = x.numpy()
+    store["loss/labels"] = y.double().numpy()
+    for k in VARIANT_LOSS_KEYS:
+        store["loss/" + k] = out[k].detach().double().numpy().reshape(out[k].shape)
+    zero = []
+    for (k, p), gr in zip(P.items(), grads):
+        gr = torch.zeros_like(p) if gr is None else gr
+        if float(gr.abs().max()) == 0:
+            zero.append(k)
+        store["grad/" + k] = gr.numpy()
+    tangent = "z'=v-head(z, h=0, omega=1, t_min=0, t_max=1, true label)" if not cfg else "z'=v_c2, t'=1, r'=0"
+    meta = dict(preset="tiny", layout="NCHW", norm_eps=0.01, null_label=c["classes"], pred=pred, cfg=int(cfg),
+                float="float64 reference of float32 inputs", jvp_tangent=tangent + ", h'=1",
+                writer="tools/reference/pmf_ref.py --goldens")
+    path = os.path.join(out_dir, stem + ".safetensors")
+    save_safetensors(path, store, meta)
+    print("wrote %s (pred %s, cfg %s; %d tensors, %.1f KB); loss %.9f, L_u %s, L_v %s" % (
+        path, pred, "on" if cfg else "off", len(store), os.path.getsize(path) / 1024, float(out["loss"]),
+        out["L_u"].detach().numpy(), out["L_v"].detach().numpy()))
     if zero:
         print("  parameters with an all-zero gradient:", ", ".join(zero))
     return store
@@ -577,6 +645,57 @@ def selfcheck():
     fdg = (frozen_loss(1e-6) - frozen_loss(-1e-6)) / 2e-6
     e6 = abs(an - fdg) / abs(fdg)
     report("grad . d vs FD of loss (du/dt, targets, weights frozen)", e6 < 1e-6, "rel %.1e (%.6g vs %.6g)" % (e6, an, fdg))
+
+    # 4b. u-prediction: u is the head output, du/dt its derivative along (v_c2, h' = 1) by central FD
+    #     and by double backward; the gradient by directional FD as in 4.
+    ou = pmf_loss(P, c, x, y, n, pred="u")
+    e7 = max(rel(ou["u"], ou["x_u"]), rel(ou["du_dt"], ou["x_u_dot"]), rel(ou["V"][fm], ou["u"][fm]))
+
+    def uu_of(eps):
+        xu_, _ = net(Pd, c, ou["z"] + eps * ou["v_c2"], n["t"] + eps - n["r"], *cond, want_v=False)
+        return xu_
+    fdu = (uu_of(h) - uu_of(-h)) / (2 * h)
+    e8 = rel(ou["du_dt"], fdu)
+    ou2 = pmf_loss(P, c, x, y, n, pred="u", jvp="double_backward")
+    e9 = max(rel(ou["du_dt"], ou2["du_dt"]), abs(float(ou["loss"] - ou2["loss"])))
+    _, xvu = net(Pd, c, ou["z"], torch.zeros(4, dtype=torch.float64), n["omega"], torch.zeros(4, dtype=torch.float64),
+                 torch.ones(4, dtype=torch.float64), y, want_u=False)
+    e10 = rel(ou["v_c"], xvu)
+    report("pred u: u = head out, du/dt = its tangent, V = u on r = t", e7 == 0.0, "rel %.1e" % e7)
+    report("pred u: du/dt vs central FD / double backward; v_c = v-head", e8 < 1e-7 and e9 < 1e-12 and e10 < 1e-14,
+           "rel %.1e / %.1e; %.1e (max|du/dt| %.3g)" % (e8, e9, e10, float(ou["du_dt"].abs().max())))
+    Pg = OrderedDict((k, v.detach().clone().requires_grad_(True)) for k, v in P.items())
+    o = pmf_loss(Pg, c, x, y, n, pred="u")
+    grads = torch.autograd.grad(o["loss"], list(Pg.values()))
+    an = sum(float((g_ * d_).sum()) for g_, d_ in zip(grads, dirs))
+
+    def frozen_loss_u(eps):
+        Q = OrderedDict((k, v.detach() + eps * d_) for (k, v), d_ in zip(Pg.items(), dirs))
+        u_, v_ = net(Q, c, o["z"], n["t"] - n["r"], *cond)
+        V_ = u_ + bc(n["t"] - n["r"]) * o["du_dt"]
+        Lu = (V_ - o["v_g"]).pow(2).sum((1, 2, 3))
+        Lv = (v_ - o["v_g"]).pow(2).sum((1, 2, 3))
+        return float((Lu / (o["L_u"] + 0.01) + Lv / (o["L_v"] + 0.01)).mean())
+    fdg = (frozen_loss_u(1e-6) - frozen_loss_u(-1e-6)) / 2e-6
+    e11 = abs(an - fdg) / abs(fdg)
+    report("pred u: grad . d vs FD of loss (frozen as in 4)", e11 < 1e-6, "rel %.1e (%.6g vs %.6g)" % (e11, an, fdg))
+
+    # 4c. cfg off: v_g = v_t on every row; the tangent is the v-head at omega 1 with the true label.
+    #     Cross-check: cfg on with omega = 1 on every row gives w = 1, 1 - 1/omega = 0, so v_g = v_t
+    #     and the same v_c2: the whole loss must coincide with cfg off (both preds).
+    n1 = dict(n, omega=torch.ones_like(n["omega"]))
+    worst = 0.0
+    for pr in ("x", "u"):
+        off = pmf_loss(P, c, x, y, n1, pred=pr, cfg=False)
+        on1 = pmf_loss(P, c, x, y, n1, pred=pr, cfg=True)
+        worst = max(worst, rel(off["v_g"], off["v_t"]), rel(off["v_c2"], on1["v_c2"]), rel(off["du_dt"], on1["du_dt"]),
+                    rel(off["L_u"], on1["L_u"]), rel(off["L_v"], on1["L_v"]), rel(off["v_g"], on1["v_g"]))
+    off = pmf_loss(P, c, x, y, n1, cfg=False)
+    _, xv1 = net(Pd, c, off["z"], torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64),
+                 torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64), y, want_u=False)
+    e12 = rel(off["v_c2"], velocity(off["z"], xv1, n["t"]))
+    report("cfg off: v_g = v_t; = cfg on with omega 1 (x and u)", worst < 1e-15, "max rel %.1e" % worst)
+    report("cfg off: v_c2 = v-head(omega 1, [0, 1], true label)", e12 == 0.0, "rel %.1e" % e12)
 
     # 5. 20 Adam steps on a fixed toy batch decrease the loss (spec init, float32)
     c = preset("tiny")
