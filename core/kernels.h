@@ -13,7 +13,7 @@ static inline float fast_expf(float xin) {
     float r = x - k * 0.693145751953125f - k * 1.428606765330187e-06f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
     union { float f; int i; } u = {p};
-    u.i += (int)k << 23;
+    u.i += (int)k * (1 << 23);   // a multiply, not a shift: k is negative for x < 0
     return xin < -87.0f ? 0.0f : u.f;
 }
 
