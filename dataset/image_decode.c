@@ -1,0 +1,52 @@
+// dataset/image_decode.c: tells JPEG from PNG by the signature (never by the file name), reads a
+// file into memory for the decoders, and frees images.
+#include "dataset/dataset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+#define MAX_FILE_BYTES ((int64_t)1 << 30)
+
+int ds_image_decode(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels, DsImage *out) {
+    memset(out, 0, sizeof *out);
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF)
+        return ds_image_decode_jpeg(bytes, n, name, max_pixels, out);
+    if (n >= 8 && memcmp(bytes, png_sig, 8) == 0) return ds_image_decode_png(bytes, n, name, max_pixels, out);
+    core_set_error("%s: not an image (no JPEG or PNG signature in its first bytes)", name);
+    return -1;
+}
+
+int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        core_set_error("%s: cannot open", path);
+        return -1;
+    }
+    int rc = -1;
+    unsigned char *b = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len < 0 || len > MAX_FILE_BYTES || fseek(f, 0, SEEK_SET) != 0) {
+        core_set_error("%s: cannot read (size %ld)", path, len);
+        goto done;
+    }
+    b = core_malloc((size_t)len, "image file");
+    if (fread(b, 1, (size_t)len, f) != (size_t)len) {
+        core_set_error("%s: short read", path);
+        goto done;
+    }
+    rc = ds_image_decode(b, (size_t)len, path, max_pixels, out);
+done:
+    free(b);
+    fclose(f);
+    return rc;
+}
+
+void ds_image_free(DsImage *im) {
+    free(im->px);
+    memset(im, 0, sizeof *im);
+}

@@ -1,0 +1,99 @@
+// dataset/png_decode.c: PNG bytes -> RGB pixels with libpng, converted as PIL's convert("RGB")
+// does: palette and gray expanded, alpha dropped (not composited), 16-bit reduced to its high byte.
+// libpng's errors longjmp back here and the file is refused with a message naming it.
+#include "dataset/dataset.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <png.h>
+
+#include "core/core.h"
+
+typedef struct PngSource {
+    const unsigned char *bytes;
+    size_t n, pos;
+} PngSource;
+
+typedef struct PngTrap {
+    jmp_buf jump;
+    char message[256];
+} PngTrap;
+
+static void png_read_mem(png_structp p, png_bytep dst, png_size_t len) {
+    PngSource *s = png_get_io_ptr(p);
+    if (len > s->n - s->pos) png_error(p, "truncated (premature end of PNG data)");
+    memcpy(dst, s->bytes + s->pos, len);
+    s->pos += len;
+}
+
+static void png_trap_error(png_structp p, png_const_charp msg) {
+    PngTrap *t = png_get_error_ptr(p);
+    snprintf(t->message, sizeof t->message, "%s", msg);
+    longjmp(t->jump, 1);
+}
+
+static void png_ignore_warning(png_structp p, png_const_charp msg) {}
+
+int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels, DsImage *out) {
+    memset(out, 0, sizeof *out);
+    const volatile int64_t limit = max_pixels > 0 ? max_pixels : DS_MAX_PIXELS_DEFAULT;
+    PngTrap trap = {.message = ""};
+    PngSource src = {bytes, n, 0};
+    png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &trap, png_trap_error, png_ignore_warning);
+    png_infop info = p ? png_create_info_struct(p) : NULL;
+    uint8_t *volatile px = NULL;
+    png_bytep *volatile rows = NULL;
+    if (!p || !info) {
+        png_destroy_read_struct(p ? &p : NULL, NULL, NULL);
+        core_set_error("%s: cannot set up libpng", name);
+        return -1;
+    }
+    if (setjmp(trap.jump)) {
+        png_destroy_read_struct(&p, &info, NULL);
+        free(px);
+        free(rows);
+        core_set_error("%s: bad PNG: %s", name, trap.message);
+        return -1;
+    }
+    png_set_read_fn(p, &src, png_read_mem);
+    png_read_info(p, info);
+    png_uint_32 w = png_get_image_width(p, info), h = png_get_image_height(p, info);
+    if ((int64_t)w * (int64_t)h > limit) {
+        snprintf(trap.message, sizeof trap.message, "%u x %u pixels is above the limit of %lld", w, h,
+                 (long long)limit);
+        longjmp(trap.jump, 1);
+    }
+    int type = png_get_color_type(p, info);
+    const char *converted = NULL;
+    if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
+    if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) {
+        png_set_expand_gray_1_2_4_to_8(p);
+        png_set_gray_to_rgb(p);
+        converted = "grayscale PNG";
+    }
+    if (type & PNG_COLOR_MASK_ALPHA || png_get_valid(p, info, PNG_INFO_tRNS)) converted = "PNG with alpha";
+    png_set_strip_16(p);
+    png_set_strip_alpha(p);
+    png_set_interlace_handling(p);
+    png_read_update_info(p, info);
+    if (png_get_channels(p, info) != 3 || png_get_bit_depth(p, info) != 8) {
+        snprintf(trap.message, sizeof trap.message, "cannot convert to 8-bit RGB");
+        longjmp(trap.jump, 1);
+    }
+    px = core_malloc((size_t)w * h * 3, "PNG pixels");
+    rows = core_malloc(sizeof(png_bytep) * h, "PNG rows");
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * 3;
+    png_read_image(p, rows);
+    png_read_end(p, NULL);
+    png_destroy_read_struct(&p, &info, NULL);
+    free(rows);
+    out->w = (int)w;
+    out->h = (int)h;
+    out->c = 3;
+    out->px = px;
+    out->converted = converted;
+    return 0;
+}
