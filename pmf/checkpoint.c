@@ -77,6 +77,10 @@ int pmf_checkpoint_save(const char *path, const PmfTrainState *s) {
     snprintf(buf, sizeof buf, "%" PRIu64, s->seed);
     st_writer_meta(w, "seed", buf);
     if (s->config_yaml) st_writer_meta(w, "config", s->config_yaml);
+    snprintf(buf, sizeof buf, "%" PRId64, s->data_epoch);
+    st_writer_meta(w, "data_epoch", buf);
+    snprintf(buf, sizeof buf, "%" PRId64, s->data_index);
+    st_writer_meta(w, "data_index", buf);
     int rc = st_writer_save(w, path);
     st_writer_free(w);
     for (int i = 0; i < k; i++) free(names[i]);
@@ -134,6 +138,10 @@ int pmf_checkpoint_load(const char *path, PmfTrainState *s) {
         if (read_store(&st, ps, prefix, s->ema->params[e])) goto done;
     }
     s->step = step;
+    s->data_epoch = s->data_index = 0;   // absent in checkpoints of the built-in data's runs
+    if (safetensors_meta(&st, "data_epoch") &&
+        (meta_int64(&st, "data_epoch", &s->data_epoch) || meta_int64(&st, "data_index", &s->data_index)))
+        goto done;
     rc = 0;
 done:
     safetensors_close(&st);

@@ -233,8 +233,9 @@ void pmf_ema_free(PmfEma *e);
 // Checkpoints: one safetensors file with the model ("model/<name>"), the optimizer state
 // ("opt/<slot>/<name>"), the EMAs ("ema<k>/<name>") and, as metadata, the step, the optimizer's
 // step, the RNG seed and the configuration. Written atomically (temp file, fsync, rename), so a
-// crash while writing leaves the previous checkpoint intact. The data position and every random
-// draw are functions of (seed, step), so (parameters, optimizer, EMAs, step) resume bit for bit.
+// crash while writing leaves the previous checkpoint intact. Every random draw is a function of
+// (seed, step) and the data position is stored (data_epoch, data_index metadata), so a resumed
+// run continues bit for bit.
 typedef struct PmfTrainState {
     PmfModel *model;
     Muon *muon;              // exactly one of muon / adamw is set
@@ -243,6 +244,7 @@ typedef struct PmfTrainState {
     int64_t step;
     uint64_t seed;
     const char *config_yaml;
+    int64_t data_epoch, data_index;   // the shard stream's position (0, 0 for the built-in data)
 } PmfTrainState;
 
 int pmf_checkpoint_save(const char *path, const PmfTrainState *s);

@@ -134,6 +134,27 @@ static void plot_losses(const char *out) {
     if (system(cmd) != 0) fprintf(stderr, "pmf_train: note: no loss plot (gnuplot not found or failed)\n");
 }
 
+// A shard folder must hold images of the model's geometry and no more classes than its table.
+// Sets d->n to the images per epoch (the stream reads them itself).
+static int check_shards(const PmfTrainConfig *cfg, TrainData *d) {
+    DsStreamConfig sc = {cfg->data, cfg->batch_size, cfg->seed, 0, 0, 0, 1, 1};
+    DsStream *s = ds_stream_open(&sc, NULL);
+    if (!s) return -1;
+    int c, h, w;
+    int64_t per_epoch;
+    ds_stream_shape(s, &c, &h, &w, &per_epoch);
+    ds_stream_close(s);
+    if (c != cfg->model.channels || h != cfg->model.img_size || w != cfg->model.img_size) {
+        core_set_error("key 'dataset.root' = '%s': shards hold %dx%dx%d images, the model expects %dx%dx%d "
+                       "(set dataset.image_size, or prepare shards at that resolution)",
+                       cfg->data, h, w, c, cfg->model.img_size, cfg->model.img_size, cfg->model.channels);
+        return -1;
+    }
+    d->n = (int)(per_epoch < 2147483647 ? per_epoch : 2147483647);
+    d->C = c, d->S = h, d->classes = cfg->model.num_classes;
+    return 0;
+}
+
 // mkdir -p: the output folder and any missing parents.
 static int make_dirs(const char *path) {
     char buf[1024];
@@ -167,12 +188,14 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         fprintf(stderr, "pmf_train: key 'model.perceptual' = '%s': the perceptual networks are not built yet; use none\n", cfg->perceptual);
         return 1;
     }
-    TrainData data;
-    if (strcmp(cfg->data, "fashion-mnist")) {
-        fprintf(stderr, "pmf_train: key 'dataset.root' = '%s': only the built-in 'fashion-mnist' is readable until HDF5 shards land\n", cfg->data);
+    // Data: the built-in Fashion-MNIST in memory, or a folder of HDF5 shards (pmf_prepare) streamed.
+    TrainData data = {0};
+    int builtin = !strcmp(cfg->data, "fashion-mnist");
+    if (builtin && load_fashion_mnist(&data, mc->img_size)) {
+        fprintf(stderr, "pmf_train: %s\n", core_last_error());
         return 1;
     }
-    if (load_fashion_mnist(&data, mc->img_size)) {
+    if (!builtin && check_shards(cfg, &data)) {
         fprintf(stderr, "pmf_train: %s\n", core_last_error());
         return 1;
     }
@@ -201,7 +224,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     PmfEma ema;
     pmf_ema_init(&ema, &model.ps, cfg->ema_val, cfg->n_ema);
     char *yaml = pmf_train_config_yaml(cfg);
-    PmfTrainState state = {&model, use_muon ? &muon : NULL, use_muon ? NULL : &adamw, &ema, 0, cfg->seed, yaml};
+    PmfTrainState state = {&model, use_muon ? &muon : NULL, use_muon ? NULL : &adamw, &ema, 0, cfg->seed, yaml, 0, 0};
     char path[1100], ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", cfg->out);
     if (cfg->load_from[0]) {
@@ -210,6 +233,18 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
             return 1;
         }
         printf("pmf_train: resumed from %s at step %" PRId64 "\n", cfg->load_from, state.step);
+    }
+    DsStream *stream = NULL;
+    int32_t *yb32 = NULL;
+    if (!builtin) {
+        DsStreamConfig sc = {cfg->data, cfg->batch_size, cfg->seed, 0, 0, 0, 1, 0};
+        DsStreamPos pos = {state.data_epoch, state.data_index};
+        stream = ds_stream_open(&sc, &pos);
+        if (!stream) {
+            fprintf(stderr, "pmf_train: %s\n", core_last_error());
+            return 1;
+        }
+        yb32 = core_malloc((size_t)cfg->batch_size * sizeof(int32_t), "batch labels");
     }
     snprintf(path, sizeof path, "%s/config.yaml", cfg->out);
     FILE *cf = fopen(path, "w");
@@ -250,12 +285,32 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     while (state.step < total && !stop_requested) {
         int64_t step = state.step;
         // Batch: rows [i*B, (i+1)*B) of the epoch's order.
-        int64_t epoch = step / steps_per_epoch, first = (step % steps_per_epoch) * B;
-        if (epoch != order_epoch) epoch_order(order, data.n, cfg->seed, epoch), order_epoch = epoch;
-        for (int b = 0; b < B; b++) {
-            int i = order[first + b];
-            memcpy(xb + (size_t)b * numel, data.images + (size_t)i * numel, (size_t)numel * sizeof(float));
-            yb[b] = data.labels[i];
+        if (stream) {
+            if (ds_stream_next(stream, xb, yb32)) {
+                fprintf(stderr, "\npmf_train: step %" PRId64 ": %s\n", step + 1, core_last_error());
+                rc = 1;
+                break;
+            }
+            for (int b = 0; b < B; b++) {
+                if (yb32[b] < 0 || yb32[b] >= mc->num_classes) {
+                    fprintf(stderr, "\npmf_train: label %d in '%s' is outside the model's %d classes (model.num_classes)\n",
+                            yb32[b], cfg->data, mc->num_classes);
+                    rc = 1;
+                    break;
+                }
+                yb[b] = yb32[b];
+            }
+            if (rc) break;
+            DsStreamPos pos = ds_stream_tell(stream);
+            state.data_epoch = pos.epoch, state.data_index = pos.index;
+        } else {
+            int64_t epoch = step / steps_per_epoch, first = (step % steps_per_epoch) * B;
+            if (epoch != order_epoch) epoch_order(order, data.n, cfg->seed, epoch), order_epoch = epoch;
+            for (int b = 0; b < B; b++) {
+                int i = order[first + b];
+                memcpy(xb + (size_t)b * numel, data.images + (size_t)i * numel, (size_t)numel * sizeof(float));
+                yb[b] = data.labels[i];
+            }
         }
         // Sample (t, r), conditions and noise for the whole batch at once: the micro-batches take
         // slices, so K micro-batches see exactly what one batch of K times the size sees.
@@ -348,6 +403,8 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     }
     if (jl) fclose(jl);
     if (tsv) fclose(tsv);
+    if (stream) ds_stream_close(stream);
+    free(yb32);
     free(order), free(xb), free(yb), free(yaml), free(data.images), free(data.labels);
     tape_free(&tp), tape_free(&stp);
     arena_free(&arena), arena_free(&step_arena);

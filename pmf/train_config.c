@@ -36,6 +36,8 @@ static const KeySpec keys[] = {
     I("model.depth_head", model.depth_head),
     I("model.bottleneck", model.bottleneck),
     I("model.mlp_hidden", model.mlp_hidden),
+    I("model.num_classes", model.num_classes),   // label table rows - 1 (shards' classes)
+    I("model.channels", model.channels),
     {"model.pred", K_STR, 0, 0, "x|u"},
     {"model.precond", K_STR, 0, 0, "none|linear|edm|scm"},
     {"model.tr_sampler", K_STR, 0, 0, "triangle|fm|r0|lines"},
@@ -367,6 +369,8 @@ int pmf_train_config_finish(PmfTrainConfig *c) {
     if (over.depth_shared) m.depth_shared = over.depth_shared;
     if (over.depth_head) m.depth_head = over.depth_head;
     if (over.bottleneck) m.bottleneck = over.bottleneck;
+    if (over.num_classes) m.num_classes = over.num_classes;
+    if (over.channels) m.channels = over.channels;
     if (over.mlp_hidden) m.mlp_hidden = over.mlp_hidden;
     else if (over.dim) m.mlp_hidden = over.dim * 8 / 3;
     m.pred = over.pred;

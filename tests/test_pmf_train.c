@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <hdf5.h>
+#include "dataset/dataset.h"
 #include "pmf/pmf.h"
 
 #include <math.h>
@@ -66,32 +67,52 @@ static int same_checkpoints(const char *a, const char *b) {
     return n;
 }
 
-static void resume_case(const char *optimizer) {
+static void resume_case_from(const char *optimizer, const char *data) {
     char root[] = "/tmp/pmf_resume_XXXXXX", a[256], b[256], ca[300], cb[300];
     ck_assert(mkdtemp(root) != NULL);
     snprintf(a, sizeof a, "%s/straight", root);
     snprintf(b, sizeof b, "%s/resumed", root);
     PmfTrainConfig c;
     small_config(&c, a, optimizer, 4, 4, 4);
+    snprintf(c.data, sizeof c.data, "%s", data);
     run_ok(&c);
     small_config(&c, b, optimizer, 2, 4, 4);
+    snprintf(c.data, sizeof c.data, "%s", data);
     run_ok(&c);
     snprintf(cb, sizeof cb, "%s/checkpoint.safetensors", b);
     small_config(&c, b, optimizer, 4, 4, 4);
+    snprintf(c.data, sizeof c.data, "%s", data);
     snprintf(c.load_from, sizeof c.load_from, "%s", cb);
     run_ok(&c);
     snprintf(ca, sizeof ca, "%s/checkpoint.safetensors", a);
     int n = same_checkpoints(ca, cb);
-    printf("  %s: %d tensors identical after 4 straight steps and 2 + resume + 2\n", optimizer, n);
+    printf("  %s on %s: %d tensors identical after 4 straight steps and 2 + resume + 2\n", optimizer, data, n);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     ck_assert(system(cmd) == 0);
 }
 
+static void resume_case(const char *optimizer) { resume_case_from(optimizer, "fashion-mnist"); }
+
 START_TEST(resume_is_bit_exact_muon) { resume_case("muon"); }
 END_TEST
 
 START_TEST(resume_is_bit_exact_adamw) { resume_case("adamw"); }
+END_TEST
+
+// The same from HDF5 shards (pmf_prepare's output): the stream's position rides in the checkpoint.
+START_TEST(resume_is_bit_exact_from_shards) {
+    char dir[] = "/tmp/pmf_shards_XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, 40, 1, 0};
+    DsPrepareStats ps;
+    ck_assert_msg(ds_prepare(&pc, &ps) == 0, "%s", core_last_error());
+    ck_assert_int_eq((int)ps.written, 40);
+    resume_case_from("muon", dir);   // 40 images, batch 4: 10 steps per epoch; shards of 16
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert(system(cmd) == 0);
+}
 END_TEST
 
 // The "model/" tensors of a checkpoint, in the store's order of `like`.
@@ -195,7 +216,7 @@ START_TEST(sigkill_while_saving_leaves_a_loadable_checkpoint) {
     float hl[1] = {500};
     PmfEma ema;
     pmf_ema_init(&ema, &m.ps, hl, 1);
-    PmfTrainState s = {&m, &mu, NULL, &ema, 0, 3, "model:\n  model_str: S/4\n"};
+    PmfTrainState s = {&m, &mu, NULL, &ema, 0, 3, "model:\n  model_str: S/4\n", 0, 0};
     ck_assert(pmf_checkpoint_save(path, &s) == 0);   // a first good checkpoint
     srand(12345);
     int kills = 0;
@@ -221,7 +242,7 @@ START_TEST(sigkill_while_saving_leaves_a_loadable_checkpoint) {
         muon_init(&mu2, &m2.ps, part, 1e-3f, 0.95f, 0.9f, 0.95f, 1e-8f);
         PmfEma ema2;
         pmf_ema_init(&ema2, &m2.ps, hl, 1);
-        PmfTrainState s2 = {&m2, &mu2, NULL, &ema2, 0, 3, NULL};
+        PmfTrainState s2 = {&m2, &mu2, NULL, &ema2, 0, 3, NULL, 0, 0};
         ck_assert_msg(pmf_checkpoint_load(path, &s2) == 0, "round %d: %s", round, core_last_error());
         float want = s2.step ? (float)s2.step : m.ps.data[0];
         int whole = 1;
@@ -251,6 +272,7 @@ int main(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, resume_is_bit_exact_muon);
     tcase_add_test(tc, resume_is_bit_exact_adamw);
+    tcase_add_test(tc, resume_is_bit_exact_from_shards);
     tcase_add_test(tc, micro_batches_give_the_batch_update);
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
     suite_add_tcase(s, tc);
