@@ -247,6 +247,7 @@ static void bench_block(Tape *tp, int B, int grid, int D, int NH) {
 }
 
 int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     core_set_threads(threads);
     Arena arena;

@@ -104,6 +104,7 @@ static double pillow(const char *dir, int res) {
 }
 
 int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     int n = argc > 1 ? atoi(argv[1]) : 200, res = argc > 2 ? atoi(argv[2]) : 256;
     int threads = omp_get_max_threads();
     char dir[] = "/tmp/pmf_bench_data_XXXXXX";

@@ -92,6 +92,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     int epochs = 2, B = 64, threads = 0;
     float lr = 1e-3f;
     uint64_t seed = 0;

@@ -19,6 +19,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     DsPrepareConfig cfg = {.kind = -1, .progress = isatty(2)};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -45,6 +45,7 @@ static int parse_float(const char *flag, const char *v, float *out) {
 }
 
 int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     PmfSampleArgs a = {NULL, 0, 100, 64, 1, 1.0f, 0.0f, 1.0f, NULL, 0, 0, NULL, NULL, NULL, 10};
     int classes[1024], seed = 0;
     for (int i = 1; i < argc; i++) {

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     PmfTrainConfig cfg;
     pmf_train_config_default(&cfg);
     int print_model = 0;

@@ -345,6 +345,12 @@ void newton_schulz5(float *X, int rows, int cols, float *work);
 // ---------------------------------------------------------------------------------------------
 // Threads: OpenMP. Sets both OpenMP's and OpenBLAS's thread count (0 = leave as is).
 void core_set_threads(int n);
+// Programs call this first thing in main. OpenMP's default (spinning) wait policy makes every
+// parallel loop stall for a time slice whenever another process holds a core, which on a shared
+// 2-core machine made training 4-10x slower; sleeping waits cost nothing measurable when the
+// machine is quiet. libgomp reads OMP_WAIT_POLICY only at load time, so when it is unset this
+// sets it to PASSIVE and re-executes the program (an explicit setting is left alone).
+void core_prefer_passive_threads(char **argv);
 int core_threads(void);
 double core_now(void);                           // monotonic seconds
 

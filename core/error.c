@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Thread_local char last_error[1024];
 
@@ -45,6 +46,12 @@ void core_set_threads(int n) {
     if (n <= 0) return;
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
+}
+
+void core_prefer_passive_threads(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);   // returns only on failure: then run on with the default
 }
 
 int core_threads(void) { return omp_get_max_threads(); }
