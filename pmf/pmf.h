@@ -180,7 +180,8 @@ typedef struct PmfTrainConfig {
     PmfConfig model;          // filled from the preset, then from model.* overrides
     PmfObjective objective;
     // perceptual
-    char perceptual[24];      // model.perceptual: none | lpips | lpips+convnext
+    char perceptual[24];      // model.perceptual: none | featnet | lpips | lpips+convnext
+    char perceptual_weights[512];   // model.perceptual_weights: VGG16 trunk safetensors (lpips)
     float lpips_lambda, convnext_lambda, perceptual_max_t;
     // training
     char optimizer[8];        // training.optimizer: muon | adamw
@@ -262,6 +263,13 @@ int pmf_png_write(const char *path, const uint8_t *pixels, int width, int height
 int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int W, int cols);
 
 // The training program's body: returns 0 on success; on failure prints the reason and returns 1.
+// The perceptual term of the objective on perceptual/'s frozen networks (model.perceptual =
+// featnet | lpips): sets o->perceptual and o->perceptual_ctx. NULL with a message on failure.
+typedef struct PmfPerceptual PmfPerceptual;
+PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o);
+void pmf_perceptual_begin_step(PmfPerceptual *p, int64_t step);   // seeds the step's crops
+void pmf_perceptual_close(PmfPerceptual *p);
+
 int pmf_train_run(PmfTrainConfig *cfg, int print_model_only);
 
 #endif

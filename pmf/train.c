@@ -184,10 +184,6 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     printf("pmf_train: %.3fM parameters for inference, %.3fM for training; %.2f GMACs per forward\n",
            pmf_param_count(mc, 0) / 1e6, pmf_param_count(mc, 1) / 1e6, pmf_forward_macs(mc) / 1e9);
     if (print_model_only) return 0;
-    if (strcmp(cfg->perceptual, "none")) {
-        fprintf(stderr, "pmf_train: key 'model.perceptual' = '%s': the perceptual networks are not built yet; use none\n", cfg->perceptual);
-        return 1;
-    }
     // Data: the built-in Fashion-MNIST in memory, or a folder of HDF5 shards (pmf_prepare) streamed.
     TrainData data = {0};
     int builtin = !strcmp(cfg->data, "fashion-mnist");
@@ -266,6 +262,11 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     tape_init(&tp, &arena);
     tape_init(&stp, &step_arena);
     PmfObjective obj = cfg->objective;
+    PmfPerceptual *percep = NULL;
+    if (strcmp(cfg->perceptual, "none") && !(percep = pmf_perceptual_open(cfg, &obj))) {
+        fprintf(stderr, "pmf_train: %s\n", core_last_error());
+        return 1;
+    }
     int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
     int *order = core_malloc((size_t)data.n * sizeof(int), "epoch order");
     float *xb = core_malloc((size_t)B * numel * sizeof(float), "batch");
@@ -320,6 +321,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         noise.offset = (uint64_t)step << 32;
         PmfStepNoise all;
         pmf_draw_noise(&stp, &noise, &obj, B, numel, &all);
+        if (percep) pmf_perceptual_begin_step(percep, step);
         // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
         params_zero_grad(&model.ps);
         double loss = 0, lu = 0, lv = 0;
@@ -404,6 +406,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     if (jl) fclose(jl);
     if (tsv) fclose(tsv);
     if (stream) ds_stream_close(stream);
+    pmf_perceptual_close(percep);
     free(yb32);
     free(order), free(xb), free(yb), free(yaml), free(data.images), free(data.labels);
     tape_free(&tp), tape_free(&stp);
