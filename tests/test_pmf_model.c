@@ -238,6 +238,51 @@ START_TEST(init_and_fm_rows_sanity) {
 }
 END_TEST
 
+
+// Preconditioned x-prediction (spec 5.6): X = c_skip(t) z + c_out(t) net. The hand-written
+// derivatives of the coefficients must agree with central differences of u in t (z, net fixed).
+START_TEST(preconditioner_t_derivatives_match_differences) {
+    PmfConfig cfg;
+    ck_assert(pmf_preset("tiny", &cfg) == 0);
+    Arena arena;
+    arena_init(&arena, 1 << 20);
+    Tape tp;
+    tape_init(&tp, &arena);
+    tape_set_recording(&tp, 0);
+    int B = 3, shape[4] = {B, 1, 8, 8};
+    int64_t n = (int64_t)B * 64;
+    float t0[3] = {0.2f, 0.55f, 0.9f};
+    const PmfPrecond kinds[4] = {PMF_PRECOND_NONE, PMF_PRECOND_LINEAR, PMF_PRECOND_EDM, PMF_PRECOND_SCM};
+    const char *names[4] = {"none", "linear", "edm", "scm"};
+    for (int k = 0; k < 4; k++) {
+        cfg.precond = kinds[k];
+        tape_reset(&tp);
+        Rng r;
+        rng_init(&r, 9);
+        Tensor *z = tensor_new(&tp, 4, shape, "z"), *net = tensor_new(&tp, 4, shape, "net");
+        rng_fill_normal(&r, z->data, n, 0, 1);
+        rng_fill_normal(&r, net->data, n, 0, 1);
+        Tensor *u = pmf_velocity(&tp, &cfg, net, z, t0, 1);
+        ck_assert(u->tangent != NULL);
+        double h = 1e-3, num = 0, den = 0, uu = 0;
+        float tp_[3], tm_[3];
+        for (int i = 0; i < B; i++) tp_[i] = t0[i] + (float)h, tm_[i] = t0[i] - (float)h;
+        Tensor *up = pmf_velocity(&tp, &cfg, net, z, tp_, 0), *um = pmf_velocity(&tp, &cfg, net, z, tm_, 0);
+        for (int64_t j = 0; j < n; j++) {
+            int i = (int)(j / 64);
+            double fd = ((double)up->data[j] - um->data[j]) / ((double)tp_[i] - tm_[i]);
+            num += (u->tangent[j] - fd) * (u->tangent[j] - fd), den += fd * fd, uu += (double)u->data[j] * u->data[j];
+        }
+        // linear preconditioning makes u = z - net exactly, so du/dt = 0: measure against |u| then
+        double e = sqrt(num / fmax(den, 1e-2 * uu));
+        printf("  precond %-6s du/dt vs central difference: rel err %.2e\n", names[k], e);
+        ck_assert_msg(e < 2e-3, "precond %s: du/dt rel err %.3g", names[k], e);
+    }
+    tape_free(&tp);
+    arena_free(&arena);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pmf_model");
     TCase *tc = tcase_create("reference");
@@ -247,6 +292,7 @@ int main(void) {
     tcase_add_test(tc, loss_and_gradients_match_reference_u_prediction);
     tcase_add_test(tc, loss_and_gradients_match_reference_cfg_off);
     tcase_add_test(tc, init_and_fm_rows_sanity);
+    tcase_add_test(tc, preconditioner_t_derivatives_match_differences);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
