@@ -19,7 +19,7 @@ for p in "${PKGS[@]}"; do
 done
 if [ "${PMF_WITH_TORCH:-0}" = 1 ]; then
   # Only needed to regenerate golden files and to run the PyTorch references in bench/.
-  for p in python3-torch python3-numpy python3-h5py python3-pil; do
+  for p in python3-torch python3-numpy python3-h5py python3-pil python3-scipy; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 fi

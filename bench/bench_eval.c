@@ -1,0 +1,155 @@
+// bench/bench_eval.c: InceptionV3 (pytorch-fid's FID network, eval/inception.c on core ops) forward
+// at 299 x 299 in images per second, next to PyTorch CPU (Debian's python3-torch, an inline plain
+// torch FID-Inception with BatchNorm unfolded as pytorch-fid runs it) measured in the same run, as a
+// ratio. Also the Frechet distance at 2048-d. Hash weights (random; speed only). Not a test.
+//   bench_eval [--batch 16] [--reps 2] [--threads 0] [--no-torch]
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "eval/eval.h"
+
+static const char *torch_script =
+    "import sys, time\n"
+    "try:\n"
+    "    import torch, torch.nn as nn, torch.nn.functional as F\n"
+    "except Exception as e:\n"
+    "    print('SKIP', e); sys.exit(0)\n"
+    "N, reps, threads = (int(a) for a in sys.argv[1:4])\n"
+    "if threads > 0: torch.set_num_threads(threads)\n"
+    "class C(nn.Module):\n"
+    "    def __init__(s, i, o, k, st=1, p=0):\n"
+    "        super().__init__(); s.conv = nn.Conv2d(i, o, k, st, p, bias=False); s.bn = nn.BatchNorm2d(o, eps=0.001)\n"
+    "    def forward(s, x): return F.relu(s.bn(s.conv(x)))\n"
+    "def avg(x): return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)\n"
+    "class A(nn.Module):\n"
+    "    def __init__(s, i, pf):\n"
+    "        super().__init__(); s.b1 = C(i, 64, 1); s.b5 = nn.Sequential(C(i, 48, 1), C(48, 64, 5, p=2))\n"
+    "        s.b3 = nn.Sequential(C(i, 64, 1), C(64, 96, 3, p=1), C(96, 96, 3, p=1)); s.bp = C(i, pf, 1)\n"
+    "    def forward(s, x): return torch.cat([s.b1(x), s.b5(x), s.b3(x), s.bp(avg(x))], 1)\n"
+    "class B(nn.Module):\n"
+    "    def __init__(s, i):\n"
+    "        super().__init__(); s.b3 = C(i, 384, 3, 2); s.bd = nn.Sequential(C(i, 64, 1), C(64, 96, 3, p=1), C(96, 96, 3, 2))\n"
+    "    def forward(s, x): return torch.cat([s.b3(x), s.bd(x), F.max_pool2d(x, 3, 2)], 1)\n"
+    "class Cb(nn.Module):\n"
+    "    def __init__(s, i, c):\n"
+    "        super().__init__(); s.b1 = C(i, 192, 1)\n"
+    "        s.b7 = nn.Sequential(C(i, c, 1), C(c, c, (1, 7), p=(0, 3)), C(c, 192, (7, 1), p=(3, 0)))\n"
+    "        s.bd = nn.Sequential(C(i, c, 1), C(c, c, (7, 1), p=(3, 0)), C(c, c, (1, 7), p=(0, 3)), C(c, c, (7, 1), p=(3, 0)), C(c, 192, (1, 7), p=(0, 3)))\n"
+    "        s.bp = C(i, 192, 1)\n"
+    "    def forward(s, x): return torch.cat([s.b1(x), s.b7(x), s.bd(x), s.bp(avg(x))], 1)\n"
+    "class D(nn.Module):\n"
+    "    def __init__(s, i):\n"
+    "        super().__init__(); s.b3 = nn.Sequential(C(i, 192, 1), C(192, 320, 3, 2))\n"
+    "        s.b7 = nn.Sequential(C(i, 192, 1), C(192, 192, (1, 7), p=(0, 3)), C(192, 192, (7, 1), p=(3, 0)), C(192, 192, 3, 2))\n"
+    "    def forward(s, x): return torch.cat([s.b3(x), s.b7(x), F.max_pool2d(x, 3, 2)], 1)\n"
+    "class E(nn.Module):\n"
+    "    def __init__(s, i, mx):\n"
+    "        super().__init__(); s.mx = mx; s.b1 = C(i, 320, 1); s.t = C(i, 384, 1); s.ta = C(384, 384, (1, 3), p=(0, 1)); s.tb = C(384, 384, (3, 1), p=(1, 0))\n"
+    "        s.u = nn.Sequential(C(i, 448, 1), C(448, 384, 3, p=1)); s.ua = C(384, 384, (1, 3), p=(0, 1)); s.ub = C(384, 384, (3, 1), p=(1, 0)); s.bp = C(i, 192, 1)\n"
+    "    def forward(s, x):\n"
+    "        t = s.t(x); u = s.u(x); p = F.max_pool2d(x, 3, 1, 1) if s.mx else avg(x)\n"
+    "        return torch.cat([s.b1(x), s.ta(t), s.tb(t), s.ua(u), s.ub(u), s.bp(p)], 1)\n"
+    "net = nn.Sequential(C(3, 32, 3, 2), C(32, 32, 3), C(32, 64, 3, p=1), nn.MaxPool2d(3, 2), C(64, 80, 1), C(80, 192, 3),\n"
+    "    nn.MaxPool2d(3, 2), A(192, 32), A(256, 64), A(288, 64), B(288), Cb(768, 128), Cb(768, 160), Cb(768, 160), Cb(768, 192),\n"
+    "    D(768), E(1280, False), E(2048, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1008)).eval()\n"
+    "x = torch.rand(N, 3, 299, 299) * 2 - 1\n"
+    "with torch.no_grad():\n"
+    "    net(x)\n"
+    "    best = 1e9\n"
+    "    for _ in range(reps):\n"
+    "        t = time.perf_counter(); net(x); best = min(best, time.perf_counter() - t)\n"
+    "print('RESULT', N / best, torch.get_num_threads(), torch.__version__)\n";
+
+// PyTorch's images per second, or -1 (skipped, message printed).
+static double torch_rate(int B, int reps, int threads) {
+    char path[] = "/tmp/pmf_bench_eval_XXXXXX.py";
+    int fd = mkstemps(path, 3);
+    if (fd < 0) return -1;
+    if (write(fd, torch_script, strlen(torch_script)) != (ssize_t)strlen(torch_script)) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
+    char cmd[512], line[512] = "";
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %d %d %d 2>&1", path, B, reps, threads);
+    FILE *p = popen(cmd, "r");
+    double rate = -1;
+    if (p) {
+        while (fgets(line, sizeof line, p)) {
+            int th;
+            char ver[64];
+            if (sscanf(line, "RESULT %lf %d %63s", &rate, &th, ver) == 3)
+                printf("  PyTorch %s CPU (%d threads): %.2f img/s\n", ver, th, rate);
+            else if (!strncmp(line, "SKIP", 4)) printf("  PyTorch reference skipped (%s)", line + 5), rate = -2;
+        }
+        pclose(p);
+        if (rate == -1) printf("  PyTorch reference failed (its script printed no result; last line: %s)", line);
+    } else {
+        printf("  PyTorch reference skipped (no /usr/bin/python3)\n");
+    }
+    unlink(path);
+    return rate;
+}
+
+int main(int argc, char **argv) {
+    int B = 16, reps = 2, threads = 0, no_torch = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-torch")) no_torch = 1;
+        else {
+            fprintf(stderr, "usage: bench_eval [--batch 16] [--reps 2] [--threads 0] [--no-torch]\n");
+            return 2;
+        }
+    }
+    if (threads > 0) core_set_threads(threads);
+    printf("bench_eval: InceptionV3 (FID) forward, batch %d at 299 x 299, %d threads, best of %d\n", B, core_threads(), reps);
+    Inception net;
+    inception_init(&net);
+    inception_fill_hash(&net);
+    Arena arena;
+    arena_init(&arena, 64 << 20);
+    Tape tp;
+    tape_init(&tp, &arena);
+    tape_set_recording(&tp, 0);
+    int shape[4] = {B, 3, INCEPTION_SIZE, INCEPTION_SIZE};
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {   // the first pass warms the arena
+        tape_reset(&tp);
+        Tensor *x = tensor_new(&tp, 4, shape, "x");
+        inception_hash_fill(x->data, x->numel, 5000, 1.0f);
+        Tensor *pool3, *logits;
+        double t0 = core_now();
+        inception_forward(&tp, &net, x, &pool3, &logits);
+        double dt = core_now() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    double c_rate = B / best;
+    printf("  C (eval/inception.c): %.2f img/s (arena peak %.0f MB)\n", c_rate, arena.peak / 1e6);
+    if (!no_torch) {
+        double t = torch_rate(B, reps, core_threads());
+        if (t > 0) printf("  ratio C / PyTorch: %.2f\n", c_rate / t);
+    }
+    // Frechet distance at 2048-d (two dsyevd + three dgemm)
+    EvalStats a, b;
+    eval_stats_alloc(&a, INCEPTION_FEATURE_DIM), eval_stats_alloc(&b, INCEPTION_FEATURE_DIM);
+    int D = INCEPTION_FEATURE_DIM;
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            double v = (i == j ? 1.0 : 0.0) + 0.5 / (1.0 + abs(i - j));
+            a.sigma[i * D + j] = v, b.sigma[i * D + j] = v * (1.0 + 0.1 * (i == j));
+        }
+    EvalFrechet fr;
+    double t0 = core_now();
+    if (eval_frechet(&a, &b, &fr) == 0) printf("  Frechet distance at %d-d: %.2f s (value %.6g)\n", D, core_now() - t0, fr.distance);
+    eval_stats_free(&a), eval_stats_free(&b);
+    tape_free(&tp);
+    arena_free(&arena);
+    inception_free(&net);
+    return 0;
+}

@@ -1,0 +1,262 @@
+// cli/pmf_eval.c: FID (and IS) as pytorch-fid's command line computes them, from folders of PNG
+// images, HDF5 sample files (pmf_sample --h5) or .npz statistics.
+//   pmf_eval --fid PATH1 PATH2 [options]        FID between two sets (each a folder, .h5 or .npz)
+//   pmf_eval --save-stats PATH OUT.npz [options] write mu/sigma of a set (pytorch-fid's format)
+//   pmf_eval --is PATH [options]                 Inception Score of a set (10 splits)
+// The Fashion-MNIST featnet (perceptual/) can replace InceptionV3 (--features featnet): its value
+// is a Frechet distance in another feature space, printed as FD-featnet, never as FID.
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "eval/eval.h"
+#include "perceptual/perceptual.h"
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: pmf_eval --fid PATH1 PATH2 | --save-stats PATH OUT.npz | --is PATH  [options]\n"
+            "  PATH is a folder of .png images, an HDF5 file with 'images' (N, H, W, C) uint8, or an .npz\n"
+            "  with 'mu' and 'sigma' (pytorch-fid / ADM reference statistics).\n"
+            "options:\n"
+            "  --weights FILE      InceptionV3 safetensors (default $PMF_INCEPTION_WEIGHTS, else\n"
+            "                      pt_inception-2015-12-05.safetensors); make it with\n"
+            "                      /usr/bin/python3 tools/convert_inception.py pt_inception-2015-12-05-6726825d.pth OUT\n"
+            "  --features NET      inception (default) or featnet (the Fashion-MNIST feature network;\n"
+            "                      the result is printed as FD-featnet, not FID)\n"
+            "  --featnet-weights F featnet safetensors (default: the committed perceptual/weights one)\n"
+            "  --convention C      pytorch-fid (default: [0,1] bilinear half-pixel resize, 2x-1), pmf-jax\n"
+            "                      ((x-128)/128 after the same resize), torch-fidelity (TF1 resize, (x-128)/128)\n"
+            "  --is                also compute the Inception Score of PATH1 (--fid) or PATH (--save-stats)\n"
+            "  --splits N          IS splits (default 10)\n"
+            "  --batch N           images per forward pass (default 50)\n"
+            "  --max-images N      use only the first N images of each set\n"
+            "  --threads N         threads (default: OpenMP's)\n"
+            "  --log FILE          append one JSON line with the result\n"
+            "  --no-progress       no progress bar\n"
+            "  --hash-weights      deterministic random Inception weights (smoke tests; the number means nothing)\n");
+}
+
+typedef struct Args {
+    const char *mode;          // "fid", "save-stats", "is"
+    const char *path1, *path2; // path2: the second set or the output .npz
+    const char *weights, *features, *featnet_weights, *log;
+    EvalConvention conv;
+    int is, splits, hash_weights, threads;
+    EvalRunConfig run;
+} Args;
+
+// ---------------------------------------------------------------------------------------------
+// The featnet as an EvalFeatureNet (perceptual/ and eval/ meet only here).
+typedef struct FeatnetRunner {
+    FeatNet net;
+    Arena arena;
+    Tape tp;
+} FeatnetRunner;
+
+// px (n, H, W, C) uint8 -> gray (BT.601 luma for RGB) in [-1, 1], resized to 32 x 32 (bicubic,
+// antialiased, as pmf_lpips) when needed -> the featnet's 128-d feature vector.
+static int featnet_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat, float *logits) {
+    (void)logits;
+    FeatnetRunner *r = ctx;
+    tape_reset(&r->tp);
+    int shape[4] = {n, 1, H, W};
+    Tensor *x = tensor_new(&r->tp, 4, shape, "gray");
+    size_t HW = (size_t)H * W;
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < HW; k++) {
+            const uint8_t *p = px + ((size_t)i * HW + k) * C;
+            float v = C == 1 ? p[0] : (299.0f * p[0] + 587.0f * p[1] + 114.0f * p[2]) / 1000.0f;
+            x->data[i * HW + k] = v / 127.5f - 1.0f;
+        }
+    if (H != FEATNET_SIZE || W != FEATNET_SIZE) x = op_resize(&r->tp, x, FEATNET_SIZE, FEATNET_SIZE, RESIZE_BICUBIC, 1);
+    Tensor *f = featnet_features(&r->tp, &r->net, x);
+    memcpy(feat, f->data, (size_t)n * FEATNET_FEATURE_DIM * sizeof(float));
+    tape_reset(&r->tp);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+static int parse(int argc, char **argv, Args *a) {
+    memset(a, 0, sizeof *a);
+    eval_run_config_default(&a->run);
+    a->features = "inception";
+    a->splits = 10;
+    a->weights = getenv("PMF_INCEPTION_WEIGHTS");
+    if (!a->weights) a->weights = "pt_inception-2015-12-05.safetensors";
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        int has1 = i + 1 < argc, has2 = i + 2 < argc;
+        if (!strcmp(f, "--fid") && has2) a->mode = "fid", a->path1 = argv[i + 1], a->path2 = argv[i + 2], i += 2;
+        else if (!strcmp(f, "--save-stats") && has2) a->mode = "save-stats", a->path1 = argv[i + 1], a->path2 = argv[i + 2], i += 2;
+        else if (!strcmp(f, "--is") && has1 && argv[i + 1][0] != '-' && !a->mode) a->mode = "is", a->path1 = argv[++i], a->is = 1;
+        else if (!strcmp(f, "--is")) a->is = 1;
+        else if (!strcmp(f, "--weights") && has1) a->weights = argv[++i];
+        else if (!strcmp(f, "--features") && has1) a->features = argv[++i];
+        else if (!strcmp(f, "--featnet-weights") && has1) a->featnet_weights = argv[++i];
+        else if (!strcmp(f, "--convention") && has1) {
+            if (eval_convention_parse(argv[++i], &a->conv)) {
+                fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+                return -1;
+            }
+        } else if (!strcmp(f, "--splits") && has1) a->splits = atoi(argv[++i]);
+        else if (!strcmp(f, "--batch") && has1) a->run.batch = atoi(argv[++i]);
+        else if (!strcmp(f, "--max-images") && has1) a->run.max_images = atoll(argv[++i]);
+        else if (!strcmp(f, "--threads") && has1) a->threads = atoi(argv[++i]);
+        else if (!strcmp(f, "--log") && has1) a->log = argv[++i];
+        else if (!strcmp(f, "--no-progress")) a->run.progress = 0;
+        else if (!strcmp(f, "--hash-weights")) a->hash_weights = 1;
+        else if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            usage();
+            exit(0);
+        } else {
+            fprintf(stderr, "pmf_eval: unknown or incomplete option '%s'\n", f);
+            return -1;
+        }
+    }
+    if (!a->mode) {
+        fprintf(stderr, "pmf_eval: give --fid PATH1 PATH2, --save-stats PATH OUT.npz or --is PATH\n");
+        return -1;
+    }
+    if (strcmp(a->features, "inception") && strcmp(a->features, "featnet")) {
+        fprintf(stderr, "pmf_eval: --features must be inception or featnet (got '%s')\n", a->features);
+        return -1;
+    }
+    if (a->is && strcmp(a->features, "inception")) {
+        fprintf(stderr, "pmf_eval: the Inception Score needs --features inception\n");
+        return -1;
+    }
+    if (a->run.batch <= 0 || a->splits <= 0 || a->run.max_images < 0) {
+        fprintf(stderr, "pmf_eval: --batch and --splits must be positive\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void log_json(const Args *a, const char *metric, double value, const EvalRunResult *r1, const EvalRunResult *r2,
+                     const EvalFrechet *fr, double seconds) {
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "metric", json_object_new_string(metric));
+    json_object_object_add(o, "value", json_object_new_double(value));
+    json_object_object_add(o, "features", json_object_new_string(a->features));
+    if (!strcmp(a->features, "inception")) {
+        json_object_object_add(o, "convention", json_object_new_string(eval_convention_name(a->conv)));
+        json_object_object_add(o, "weights", json_object_new_string(a->hash_weights ? "hash" : a->weights));
+    }
+    json_object_object_add(o, "path1", json_object_new_string(a->path1));
+    json_object_object_add(o, "n1", json_object_new_int64(r1->from_npz ? -1 : r1->n_images));
+    if (r2) {
+        json_object_object_add(o, "path2", json_object_new_string(a->path2));
+        json_object_object_add(o, "n2", json_object_new_int64(r2->from_npz ? -1 : r2->n_images));
+    }
+    if (fr) {
+        json_object_object_add(o, "mean_term", json_object_new_double(fr->mean_term));
+        json_object_object_add(o, "trace_sqrt", json_object_new_double(fr->trace_sqrt));
+        json_object_object_add(o, "eig_clamped", json_object_new_int(fr->n_negative));
+    }
+    if (r1->has_is) {
+        json_object_object_add(o, "is_mean", json_object_new_double(r1->is_mean));
+        json_object_object_add(o, "is_std", json_object_new_double(r1->is_std));
+        json_object_object_add(o, "is_splits", json_object_new_int(a->splits));
+    }
+    json_object_object_add(o, "seconds", json_object_new_double(seconds));
+    FILE *f = fopen(a->log, "a");
+    if (!f) fprintf(stderr, "pmf_eval: cannot append to log '%s'\n", a->log);
+    else {
+        fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        fclose(f);
+    }
+    json_object_put(o);
+}
+
+int main(int argc, char **argv) {
+    Args a;
+    if (parse(argc, argv, &a)) {
+        usage();
+        return 2;
+    }
+    if (a.threads > 0) core_set_threads(a.threads);
+    double t0 = core_now();
+    int use_featnet = !strcmp(a.features, "featnet");
+    Inception inc;
+    InceptionRunner ir;
+    FeatnetRunner fr_net;
+    EvalFeatureNet net;
+    if (use_featnet) {
+        featnet_init(&fr_net.net, 0);
+        if (featnet_load(&fr_net.net, a.featnet_weights)) {
+            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+            return 1;
+        }
+        arena_init(&fr_net.arena, 16 << 20);
+        tape_init(&fr_net.tp, &fr_net.arena);
+        tape_set_recording(&fr_net.tp, 0);
+        net = (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, 0, featnet_fn, &fr_net};
+    } else {
+        inception_init(&inc);
+        if (a.hash_weights) {
+            fprintf(stderr, "pmf_eval: --hash-weights: random Inception weights, the value is NOT an FID\n");
+            inception_fill_hash(&inc);
+        } else if (inception_load(&inc, a.weights)) {
+            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+            return 1;
+        }
+        inception_runner_init(&ir, &inc, a.conv);
+        net = inception_feature_net(&ir);
+    }
+    const char *metric = use_featnet ? "FD-featnet" : (a.hash_weights ? "FID(hash-weights)" : "FID");
+    int rc = 0;
+    EvalRunResult r1, r2;
+    memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
+    EvalRunConfig c1 = a.run;
+    c1.is_splits = a.is ? a.splits : 0;
+    if (eval_stats_from_path(a.path1, &net, &c1, &r1)) {
+        fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+        rc = 1;
+    }
+    if (rc == 0 && a.is && !r1.has_is) {
+        fprintf(stderr, "pmf_eval: no Inception Score for '%s' (statistics files hold no logits)\n", a.path1);
+        rc = 1;
+    }
+    if (rc == 0 && !strcmp(a.mode, "fid")) {
+        if (eval_stats_from_path(a.path2, &net, &a.run, &r2)) {
+            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+            rc = 1;
+        } else {
+            EvalFrechet fr;
+            if (eval_frechet(&r1.stats, &r2.stats, &fr)) {
+                fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+                rc = 1;
+            } else {
+                printf("%s: %.6f\n", metric, fr.distance);
+                if (fr.n_negative)
+                    printf("  (%d eigenvalues below 0, down to %.3g, were clamped to 0)\n", fr.n_negative, fr.most_negative);
+                if (r1.has_is) printf("IS: %.4f +- %.4f (%d splits, %s)\n", r1.is_mean, r1.is_std, a.splits, a.path1);
+                if (a.log) log_json(&a, metric, fr.distance, &r1, &r2, &fr, core_now() - t0);
+            }
+        }
+    } else if (rc == 0 && !strcmp(a.mode, "save-stats")) {
+        if (eval_stats_save_npz(a.path2, &r1.stats)) {
+            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+            rc = 1;
+        } else {
+            printf("pmf_eval: %s statistics of %lld images -> %s\n", net.name, (long long)r1.n_images, a.path2);
+            if (r1.has_is) printf("IS: %.4f +- %.4f (%d splits)\n", r1.is_mean, r1.is_std, a.splits);
+            if (a.log) log_json(&a, "stats", (double)r1.n_images, &r1, NULL, NULL, core_now() - t0);
+        }
+    } else if (rc == 0) {
+        printf("IS: %.4f +- %.4f (%d splits, %lld images)\n", r1.is_mean, r1.is_std, a.splits, (long long)r1.n_images);
+        if (a.log) log_json(&a, "IS", r1.is_mean, &r1, NULL, NULL, core_now() - t0);
+    }
+    eval_run_result_free(&r1), eval_run_result_free(&r2);
+    if (use_featnet) {
+        tape_free(&fr_net.tp), arena_free(&fr_net.arena);
+        featnet_free(&fr_net.net);
+    } else {
+        inception_runner_free(&ir);
+        inception_free(&inc);
+    }
+    return rc;
+}

@@ -1,0 +1,254 @@
+// eval/eval.h: the one public header of pmf's sample-quality metrics (spec section 10, porting
+// notes A2).
+//
+// - InceptionV3 exactly as pytorch-fid's FID network (FIDInceptionA/C/E_1/E_2, BN eps 0.001,
+//   1008 logits, 2048-d pool3 features), built from core/ ops in no-tape mode, BatchNorm folded
+//   into the convolutions when the weights are loaded.
+// - Statistics (mean, unbiased covariance) accumulated in double, the Frechet distance through
+//   LAPACK symmetric eigen-decompositions, the Inception Score.
+// - Reference statistics as .npz files (pytorch-fid's and ADM's layout), read and written.
+// - A pipeline that turns a folder of PNGs, an HDF5 batch or an .npz into statistics.
+//
+// This module includes core/ only: it knows nothing of pmf/, dataset/ or perceptual/. cli/pmf_eval
+// plugs other feature networks (the Fashion-MNIST featnet) in through EvalFeatureNet.
+#ifndef PMF_EVAL_H
+#define PMF_EVAL_H
+
+#include <stdint.h>
+
+#include "core/core.h"
+
+// ---------------------------------------------------------------------------------------------
+// Statistics of a feature set: mean (dim) and covariance (dim, dim), both double, as
+// numpy.mean(axis=0) and numpy.cov(rowvar=False) (divides by n - 1).
+typedef struct EvalStats {
+    int dim;
+    int64_t n;        // number of samples (0 when read from an .npz, which does not store it)
+    double *mu;       // (dim)
+    double *sigma;    // (dim, dim), row-major, symmetric
+} EvalStats;
+
+void eval_stats_alloc(EvalStats *s, int dim);   // zeroed
+void eval_stats_free(EvalStats *s);
+
+// Streaming accumulator: features arrive batch by batch (50,000 x 2048 never sits in memory).
+// Sums are taken about a shift (the first sample), so the covariance does not lose digits to a
+// large mean: cov = (S - n d d^T) / (n - 1), d = mean(x - shift), S = sum (x - shift)(x - shift)^T.
+typedef struct EvalStatsAcc {
+    int dim;
+    int64_t n;
+    double *shift, *sum, *outer;   // (dim), (dim), (dim, dim) upper triangle filled by dsyrk
+    double *work;                  // (rows, dim) staging of one batch
+    int work_rows;
+} EvalStatsAcc;
+
+void eval_acc_init(EvalStatsAcc *a, int dim);
+void eval_acc_add(EvalStatsAcc *a, const float *feat, int n);   // feat (n, dim)
+// Fills s (allocated here). Needs n >= 2; -1 and a message otherwise.
+int eval_acc_finish(const EvalStatsAcc *a, EvalStats *s);
+void eval_acc_free(EvalStatsAcc *a);
+
+// ---------------------------------------------------------------------------------------------
+// Frechet distance d^2 = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr sqrt(S1 S2), in double.
+// tr sqrt(S1 S2) is computed without a non-symmetric square root: with A = S1^(1/2) (eigh),
+// S1 S2 = A (A S2 A) A^-1 has the eigenvalues of M = A S2 A, which is symmetric PSD, so
+// tr sqrt(S1 S2) = sum_i sqrt(lambda_i(M)). Both eigen-decompositions are LAPACKE_dsyevd.
+// Rounding makes eigenvalues of a PSD matrix come out as tiny negatives (about -1e-15 |S|); they
+// are clamped to 0 before the square root (documented policy; scipy's sqrtm instead returns a
+// small imaginary part that pytorch-fid drops). Unlike pytorch-fid this needs no eps retry.
+typedef struct EvalFrechet {
+    double distance;
+    double mean_term;     // |mu1 - mu2|^2
+    double trace1, trace2, trace_sqrt;
+    int n_negative;       // eigenvalues clamped to 0 (over both decompositions)
+    double most_negative; // the most negative eigenvalue seen before clamping (0 if none)
+} EvalFrechet;
+
+int eval_frechet(const EvalStats *a, const EvalStats *b, EvalFrechet *out);   // -1: dims differ / LAPACK
+// sum_i sqrt(max(lambda_i(S1^(1/2) S2 S1^(1/2)), 0)) for symmetric PSD S1, S2 (d, d).
+int eval_trace_sqrt_product(const double *S1, const double *S2, int d, double *trace, EvalFrechet *diag);
+
+// ---------------------------------------------------------------------------------------------
+// Inception Score, as the original OpenAI code and torch-fidelity ('logits_unbiased'): softmax
+// over all K (1008) unbiased logits (pool3 @ fc.weight^T, no fc bias), N samples cut into
+// `splits` contiguous chunks [i N / splits, (i + 1) N / splits), per chunk
+// exp(mean_n KL(p_n || mean_m p_m)); result is the mean and population std (numpy.std) of the
+// chunk scores. torch-fidelity first shuffles the samples with numpy RandomState(2020) (and pMF's
+// JAX evaluator with its own seed-2020 permutation); that permutation is NOT reproduced here, so IS
+// matches them only in expectation. Streaming: n_total must be known up front.
+typedef struct EvalIsAcc {
+    int classes, splits;
+    int64_t n_total, n_seen;
+    double *psum;     // (splits, classes)  sum of p over each chunk
+    double *plogp;    // (splits)           sum of sum_k p log p over each chunk
+} EvalIsAcc;
+
+void eval_is_init(EvalIsAcc *a, int classes, int splits, int64_t n_total);
+void eval_is_add(EvalIsAcc *a, const float *logits, int n);   // logits (n, classes), in order
+int eval_is_finish(const EvalIsAcc *a, double *mean, double *std);   // -1 unless all n_total seen
+void eval_is_free(EvalIsAcc *a);
+int eval_inception_score(const float *logits, int64_t n, int classes, int splits, double *mean, double *std);
+
+// ---------------------------------------------------------------------------------------------
+// .npz files (a zip of .npy members): read one float array by name (without ".npy"), write
+// several. Read: npy format 1.0, 2.0 and 3.0 headers, dtype '<f8' or '<f4' (converted to double),
+// C or Fortran order, members stored or deflated (zlib raw inflate), zip64 archives (ADM's
+// reference batches, which also hold a large uint8 'arr_0', are read without touching it).
+// Write: npy 1.0 '<f8' C-order members, stored, written atomically (tmp, fsync, rename).
+typedef struct NpzArray {
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    double *data;     // malloc'd
+} NpzArray;
+
+int npz_read(const char *path, const char *name, NpzArray *out);   // -1 and a message
+int npz_has(const char *path, const char *name);                    // 1, 0, or -1 on a bad file
+void npz_array_free(NpzArray *a);
+typedef struct NpzMember {
+    const char *name;     // without ".npy"
+    int ndim;
+    const int64_t *shape;
+    const double *data;
+} NpzMember;
+int npz_write(const char *path, const NpzMember *members, int n);
+
+// Statistics files: keys "mu" and "sigma" (pytorch-fid's --save-stats, ADM's reference batches,
+// torch-fidelity's npz); "ref_mu"/"ref_sigma" (pMF's JAX reference stats) are accepted too.
+int eval_stats_load_npz(const char *path, EvalStats *s);
+int eval_stats_save_npz(const char *path, const EvalStats *s);
+
+// ---------------------------------------------------------------------------------------------
+// InceptionV3, pytorch-fid's FID network. 94 BasicConv2d (conv without bias + BN eps 0.001 +
+// ReLU) and fc (1008, 2048). Weight names are pytorch-fid's state-dict keys without
+// num_batches_tracked: "<layer>.conv.weight", "<layer>.bn.{weight,bias,running_mean,running_var}",
+// "fc.weight", "fc.bias" (tools/convert_inception.py writes them from pt_inception-2015-12-05).
+#define INCEPTION_N_CONV 94
+#define INCEPTION_FEATURE_DIM 2048
+#define INCEPTION_N_LOGITS 1008
+#define INCEPTION_SIZE 299
+#define INCEPTION_BN_EPS 0.001
+
+typedef struct InceptionConv {
+    const char *name;                 // "Mixed_5b.branch1x1"
+    int cin, cout, kh, kw, sh, sw, ph, pw;
+} InceptionConv;
+
+typedef struct Inception {
+    ParamStore ps;                    // folded weights: per conv "<name>.weight" and "<name>.bias"
+    Tensor *w[INCEPTION_N_CONV], *b[INCEPTION_N_CONV];
+    Tensor *fc_w, *fc_b;
+} Inception;
+
+// The layer table in pytorch-fid's state-dict order (conv i of INCEPTION_N_CONV).
+const InceptionConv *inception_conv(int i);
+void inception_init(Inception *net);                  // declares (zeroed)
+// Loads and folds BN. On a missing file the message names tools/convert_inception.py.
+int inception_load(Inception *net, const char *path);
+void inception_free(Inception *net);
+
+// Raw (unfolded) parameters of conv i, in the order the BN fold takes them.
+typedef struct InceptionRawConv {
+    const float *weight, *gamma, *beta, *mean, *var;
+} InceptionRawConv;
+// w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps), in double.
+void inception_fold_bn(Inception *net, int i, const InceptionRawConv *raw);
+
+// Deterministic pseudo-random weights shared with tools/goldens/cases_inception.py (tests and the
+// bench), element i (flat row-major) of tensor id t:
+//   k = splitmix64((t << 40) + i) >> 40 (an integer in [0, 2^24)); u = (k - 2^23) / 2^23 in [-1, 1)
+//   value = float32(scale) * float32(u)    (float32 product)
+// splitmix64(z): z += 0x9E3779B97F4A7C15; z = (z ^ z>>30) * 0xBF58476D1CE4E5B9;
+//                z = (z ^ z>>27) * 0x94D049BB133111EB; return z ^ z>>31            (mod 2^64)
+// Conv i: weight t = 8i, scale float32(sqrt(6 / fan_in)) (fan_in = cin kh kw); BN gamma = 1 +
+// hash(8i+1, 0.1), beta = hash(8i+2, 0.1), running_mean = hash(8i+3, 0.1), running_var = 1 +
+// hash(8i+4, 0.5) (each sum in float32). fc.weight t = 8*94, scale float32(sqrt(3 / 2048));
+// fc.bias t = 8*94 + 1, scale 0.1. The BN statistics go through inception_fold_bn like a real file.
+void inception_hash_fill(float *x, int64_t n, uint64_t id, float scale);
+void inception_fill_hash(Inception *net);
+
+// Preprocessing conventions (porting notes A2; all end at 299 x 299 in about [-1, 1]):
+//   PYTORCH_FID    x/255 in [0, 1], F.interpolate bilinear align_corners=False (half-pixel
+//                  centres, no antialias) in float32, then 2x - 1.             (default)
+//   PMF_JAX        the same half-pixel bilinear resize on 0..255 values, then (x - 128) / 128
+//                  (pMF's JAX evaluator; also clean-fid's 'legacy_pytorch' mode).
+//   TORCH_FIDELITY TF1-style bilinear (source = dst * in/out, no half-pixel offset, lo = floor,
+//                  hi = min(lo + 1, in - 1)) on 0..255, then (x - 128) / 128.
+// clean-fid's default 'clean' mode (PIL bicubic in float per channel) is not implemented.
+typedef enum { EVAL_CONV_PYTORCH_FID, EVAL_CONV_PMF_JAX, EVAL_CONV_TORCH_FIDELITY } EvalConvention;
+const char *eval_convention_name(EvalConvention c);
+int eval_convention_parse(const char *s, EvalConvention *c);   // "pytorch-fid", "pmf-jax", "torch-fidelity"
+
+// Network input from pixels: px (n, H, W, C) uint8, C = 1 (repeated to RGB, as PIL's convert)
+// or 3 -> (n, 3, 299, 299) floats per the convention, in the tape's arena.
+Tensor *inception_preprocess_u8(Tape *tp, const uint8_t *px, int n, int H, int W, int C, EvalConvention conv);
+// The same from floats x (n, 3, H, W) in [0, 1] (pytorch-fid's input), through op_resize.
+Tensor *inception_preprocess(Tape *tp, Tensor *x01, EvalConvention conv);
+
+// x (N, 3, 299, 299) preprocessed -> pool3 (N, 2048) and logits (N, 1008) (fc with bias; either
+// may be NULL). The tape must not record. Intermediate activations are released block by block
+// (arena mark/release), so memory is about one block's worth per image; the outputs are dense
+// tensors made after the last release.
+void inception_forward(Tape *tp, const Inception *net, Tensor *x, Tensor **pool3, Tensor **logits);
+
+// ---------------------------------------------------------------------------------------------
+// Feature pipeline: images from a source -> statistics (and optionally IS).
+// A feature network maps pixels (n, H, W, C) uint8 to features (n, dim) and, when n_logits > 0
+// and `logits` is not NULL, to logits (n, n_logits) for the Inception Score.
+typedef int (*EvalFeatureFn)(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat,
+                             float *logits);
+typedef struct EvalFeatureNet {
+    const char *name;     // "inception", "featnet": the metric is "FID" only for inception
+    int dim, n_logits;
+    EvalFeatureFn fn;
+    void *ctx;
+} EvalFeatureNet;
+
+// InceptionV3 as an EvalFeatureNet: logits are the unbiased ones (fc without bias) for IS.
+typedef struct InceptionRunner {
+    const Inception *net;
+    EvalConvention conv;
+    Arena arena;
+    Tape tp;
+} InceptionRunner;
+void inception_runner_init(InceptionRunner *r, const Inception *net, EvalConvention conv);
+void inception_runner_free(InceptionRunner *r);
+EvalFeatureNet inception_feature_net(InceptionRunner *r);
+
+// An image source: a folder of PNGs (sorted by name; 8-bit gray/RGB, alpha dropped, palette
+// expanded, 16-bit reduced to 8) or an HDF5 file with dataset "images" (N, H, W, C) uint8 (what
+// pmf_sample --h5 writes; C = 1 or 3).
+typedef struct EvalSource EvalSource;
+EvalSource *eval_source_open(const char *path);   // NULL and a message
+int64_t eval_source_count(const EvalSource *s);
+// The next up to max_n images, all of one size (a folder of mixed sizes is cut where the size
+// changes), as (n, H, W, C) uint8 in a buffer the source owns until the next call. *n is the count:
+// 0 at the end, -1 on error (NULL returned in both cases).
+const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W, int *C);
+const char *eval_source_kind(const EvalSource *s);   // "png-folder" or "hdf5"
+void eval_source_close(EvalSource *s);
+
+typedef struct EvalRunConfig {
+    int batch;            // images per network call (default 50, as pytorch-fid)
+    int64_t max_images;   // 0: all
+    int progress;         // 1: a progress bar on stderr
+    int is_splits;        // > 0: also compute the Inception Score (net->n_logits > 0)
+} EvalRunConfig;
+void eval_run_config_default(EvalRunConfig *c);
+
+typedef struct EvalRunResult {
+    EvalStats stats;
+    int64_t n_images;
+    int has_is;
+    double is_mean, is_std;
+    double seconds;
+    int from_npz;         // statistics were read, not computed
+} EvalRunResult;
+
+// `path`: an .npz of statistics (read as is; its dim must match net->dim), a folder of PNGs, or an
+// HDF5 file. Frees nothing of net. -1 and a message naming the path on failure.
+int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const EvalRunConfig *cfg,
+                         EvalRunResult *out);
+void eval_run_result_free(EvalRunResult *r);
+
+#endif

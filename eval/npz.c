@@ -1,0 +1,491 @@
+// eval/npz.c: .npz files (numpy.savez / savez_compressed) read and written without numpy: a zip
+// archive of .npy members. Reads go through the central directory (the sizes in numpy's local
+// headers may be zip64 placeholders), so stored, deflated and zip64 archives all work; deflate is
+// zlib's raw inflate. Writes are stored members with npy 1.0 headers, which numpy.load reads.
+// Not here: anything but float arrays (an ADM batch's uint8 'arr_0' is skipped, never read).
+#include "eval.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
+
+static int read_at(FILE *f, int64_t off, void *buf, size_t n) {
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0) return -1;
+    return fread(buf, 1, n, f) == n ? 0 : -1;
+}
+
+// One member found in the central directory.
+typedef struct {
+    uint16_t method;
+    uint32_t crc;
+    uint64_t csize, usize, local_off;
+} ZipMember;
+
+// Locates the central directory (zip64 aware): its offset, size and entry count.
+static int zip_directory(FILE *f, const char *path, uint64_t *cd_off, uint64_t *cd_size, uint64_t *n_entries) {
+    if (fseeko(f, 0, SEEK_END) != 0) return -1;
+    int64_t fsize = (int64_t)ftello(f);
+    int64_t tail = fsize < 65557 ? fsize : 65557;   // 22-byte EOCD + at most 65535 bytes of comment
+    if (tail < 22) {
+        core_set_error("npz: '%s' is too short to be a zip archive (%lld bytes)", path, (long long)fsize);
+        return -1;
+    }
+    unsigned char *buf = malloc((size_t)tail);
+    if (!buf || read_at(f, fsize - tail, buf, (size_t)tail)) {
+        free(buf);
+        core_set_error("npz: cannot read '%s'", path);
+        return -1;
+    }
+    int64_t e = -1;
+    for (int64_t i = tail - 22; i >= 0; i--)
+        if (rd32(buf + i) == 0x06054b50u) {
+            e = i;
+            break;
+        }
+    if (e < 0) {
+        free(buf);
+        core_set_error("npz: '%s' is not a zip archive (no end-of-central-directory record)", path);
+        return -1;
+    }
+    const unsigned char *p = buf + e;
+    *n_entries = rd16(p + 10);
+    *cd_size = rd32(p + 12);
+    *cd_off = rd32(p + 16);
+    int zip64 = *n_entries == 0xFFFF || *cd_size == 0xFFFFFFFFu || *cd_off == 0xFFFFFFFFu;
+    int64_t eocd_pos = fsize - tail + e;
+    free(buf);
+    if (zip64) {
+        unsigned char loc[20], rec[56];
+        if (eocd_pos < 20 || read_at(f, eocd_pos - 20, loc, 20) || rd32(loc) != 0x07064b50u ||
+            read_at(f, (int64_t)rd64(loc + 8), rec, 56) || rd32(rec) != 0x06064b50u) {
+            core_set_error("npz: '%s' has a damaged zip64 end record", path);
+            return -1;
+        }
+        *n_entries = rd64(rec + 32);
+        *cd_size = rd64(rec + 40);
+        *cd_off = rd64(rec + 48);
+    }
+    if (*cd_off + *cd_size > (uint64_t)fsize) {
+        core_set_error("npz: '%s' has a central directory past its end", path);
+        return -1;
+    }
+    return 0;
+}
+
+// Finds "<name>.npy" (or exactly `name`). 1 found, 0 absent, -1 bad archive.
+static int zip_find(FILE *f, const char *path, const char *name, ZipMember *m) {
+    uint64_t cd_off, cd_size, n;
+    if (zip_directory(f, path, &cd_off, &cd_size, &n)) return -1;
+    if (cd_size > ((uint64_t)1 << 31)) {
+        core_set_error("npz: '%s' has an implausible central directory (%llu bytes)", path, (unsigned long long)cd_size);
+        return -1;
+    }
+    unsigned char *cd = malloc(cd_size ? cd_size : 1);
+    if (!cd || read_at(f, (int64_t)cd_off, cd, cd_size)) {
+        free(cd);
+        core_set_error("npz: cannot read the central directory of '%s'", path);
+        return -1;
+    }
+    char want[512];
+    snprintf(want, sizeof want, "%s.npy", name);
+    int found = 0;
+    size_t pos = 0;
+    for (uint64_t k = 0; k < n && !found; k++) {
+        if (pos + 46 > cd_size || rd32(cd + pos) != 0x02014b50u) {
+            free(cd);
+            core_set_error("npz: '%s' has a damaged central directory entry %llu", path, (unsigned long long)k);
+            return -1;
+        }
+        const unsigned char *p = cd + pos;
+        size_t nlen = rd16(p + 28), xlen = rd16(p + 30), clen = rd16(p + 32);
+        if (pos + 46 + nlen + xlen + clen > cd_size) {
+            free(cd);
+            core_set_error("npz: '%s' has a truncated central directory", path);
+            return -1;
+        }
+        const char *fname = (const char *)p + 46;
+        int match = (nlen == strlen(want) && !memcmp(fname, want, nlen)) ||
+                    (nlen == strlen(name) && !memcmp(fname, name, nlen));
+        if (match) {
+            m->method = rd16(p + 10);
+            m->crc = rd32(p + 16);
+            m->csize = rd32(p + 20);
+            m->usize = rd32(p + 24);
+            m->local_off = rd32(p + 42);
+            // zip64 extra field: the 64-bit values present for each 0xFFFFFFFF above, in this order
+            const unsigned char *x = p + 46 + nlen, *xe = x + xlen;
+            while (x + 4 <= xe) {
+                uint16_t id = rd16(x), sz = rd16(x + 2);
+                if (x + 4 + sz > xe) break;
+                if (id == 0x0001) {
+                    const unsigned char *q = x + 4, *qe = q + sz;
+                    if (m->usize == 0xFFFFFFFFu && q + 8 <= qe) m->usize = rd64(q), q += 8;
+                    if (m->csize == 0xFFFFFFFFu && q + 8 <= qe) m->csize = rd64(q), q += 8;
+                    if (m->local_off == 0xFFFFFFFFu && q + 8 <= qe) m->local_off = rd64(q), q += 8;
+                }
+                x += 4 + sz;
+            }
+            found = 1;
+        }
+        pos += 46 + nlen + xlen + clen;
+    }
+    free(cd);
+    return found;
+}
+
+// The member's uncompressed bytes (malloc'd), CRC-checked.
+static unsigned char *zip_extract(FILE *f, const char *path, const char *name, const ZipMember *m) {
+    unsigned char lh[30];
+    if (read_at(f, (int64_t)m->local_off, lh, 30) || rd32(lh) != 0x04034b50u) {
+        core_set_error("npz: '%s': member '%s' has a damaged local header", path, name);
+        return NULL;
+    }
+    int64_t data_off = (int64_t)m->local_off + 30 + rd16(lh + 26) + rd16(lh + 28);
+    if (m->method != 0 && m->method != 8) {
+        core_set_error("npz: '%s': member '%s' uses zip method %d (only stored and deflated are read)", path, name,
+                       m->method);
+        return NULL;
+    }
+    if (m->usize > ((uint64_t)1 << 36) || m->csize > ((uint64_t)1 << 36)) {
+        core_set_error("npz: '%s': member '%s' is implausibly large", path, name);
+        return NULL;
+    }
+    unsigned char *comp = malloc(m->csize ? m->csize : 1), *out = malloc(m->usize ? m->usize : 1);
+    if (!comp || !out || read_at(f, data_off, comp, m->csize)) {
+        free(comp), free(out);
+        core_set_error("npz: '%s': cannot read member '%s' (%llu bytes)", path, name, (unsigned long long)m->csize);
+        return NULL;
+    }
+    if (m->method == 0) {
+        if (m->csize != m->usize) {
+            free(comp), free(out);
+            core_set_error("npz: '%s': stored member '%s' has differing sizes", path, name);
+            return NULL;
+        }
+        memcpy(out, comp, m->usize);
+    } else {
+        z_stream zs;
+        memset(&zs, 0, sizeof zs);
+        int zrc = inflateInit2(&zs, -MAX_WBITS);   // raw deflate: zip members carry no zlib header
+        uint64_t done_in = 0, done_out = 0;
+        while (zrc == Z_OK) {
+            uint64_t in_left = m->csize - done_in, out_left = m->usize - done_out;
+            zs.next_in = comp + done_in;
+            zs.avail_in = (uInt)(in_left > 0x40000000u ? 0x40000000u : in_left);
+            zs.next_out = out + done_out;
+            zs.avail_out = (uInt)(out_left > 0x40000000u ? 0x40000000u : out_left);
+            uInt ai = zs.avail_in, ao = zs.avail_out;
+            zrc = inflate(&zs, Z_NO_FLUSH);
+            done_in += ai - zs.avail_in;
+            done_out += ao - zs.avail_out;
+            if (zrc == Z_OK && ai == zs.avail_in && ao == zs.avail_out) zrc = Z_BUF_ERROR;   // no progress
+        }
+        inflateEnd(&zs);
+        if (zrc != Z_STREAM_END || done_out != m->usize) {
+            free(comp), free(out);
+            core_set_error("npz: '%s': member '%s' does not inflate (zlib %d, %llu of %llu bytes)", path, name, zrc,
+                           (unsigned long long)done_out, (unsigned long long)m->usize);
+            return NULL;
+        }
+    }
+    free(comp);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t off = 0; off < m->usize; off += 0x40000000u) {
+        uint64_t len = m->usize - off > 0x40000000u ? 0x40000000u : m->usize - off;
+        crc = crc32(crc, out + off, (uInt)len);
+    }
+    if ((uint32_t)crc != m->crc) {
+        free(out);
+        core_set_error("npz: '%s': member '%s' fails its CRC check", path, name);
+        return NULL;
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// npy
+
+// The quoted value after 'key': in a header dict, copied into val.
+static const char *npy_field(const char *hdr, const char *key) {
+    char k[64];
+    snprintf(k, sizeof k, "'%s':", key);
+    const char *p = strstr(hdr, k);
+    if (!p) return NULL;
+    p += strlen(k);
+    while (*p == ' ') p++;
+    return p;
+}
+
+static int npy_parse(const unsigned char *b, uint64_t n, const char *path, const char *name, NpzArray *out) {
+    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
+        core_set_error("npz: '%s': member '%s' is not an .npy array", path, name);
+        return -1;
+    }
+    int major = b[6];
+    uint64_t hlen, hstart;
+    if (major == 1) hlen = rd16(b + 8), hstart = 10;
+    else if (major == 2 || major == 3) {
+        if (n < 12) goto bad;
+        hlen = rd32(b + 8), hstart = 12;
+    } else {
+        core_set_error("npz: '%s': member '%s' has npy format version %d (1, 2, 3 are read)", path, name, major);
+        return -1;
+    }
+    if (hstart + hlen > n || hlen > 65536) goto bad;
+    char hdr[65537];
+    memcpy(hdr, b + hstart, hlen);
+    hdr[hlen] = 0;
+    const char *d = npy_field(hdr, "descr"), *fo = npy_field(hdr, "fortran_order"), *sh = npy_field(hdr, "shape");
+    if (!d || !fo || !sh || *d != '\'' || *sh != '(') goto bad;
+    int esize;
+    if (!strncmp(d, "'<f8'", 5)) esize = 8;
+    else if (!strncmp(d, "'<f4'", 5)) esize = 4;
+    else {
+        char dt[16] = {0};
+        sscanf(d, "'%15[^']", dt);
+        core_set_error("npz: '%s': member '%s' has dtype '%s' (only '<f8' and '<f4' are read)", path, name, dt);
+        return -1;
+    }
+    int fortran = !strncmp(fo, "True", 4);
+    memset(out, 0, sizeof *out);
+    const char *p = sh + 1;
+    out->numel = 1;
+    for (;;) {
+        while (*p == ' ' || *p == ',') p++;
+        if (*p == ')') break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || out->ndim == 8) goto bad;
+        out->shape[out->ndim++] = v;
+        out->numel *= v;
+        p = end;
+    }
+    uint64_t data_start = hstart + hlen;
+    if ((uint64_t)out->numel * esize != n - data_start) {
+        core_set_error("npz: '%s': member '%s' holds %llu data bytes for %lld elements of %d bytes", path, name,
+                       (unsigned long long)(n - data_start), (long long)out->numel, esize);
+        return -1;
+    }
+    out->data = malloc((size_t)(out->numel ? out->numel : 1) * sizeof(double));
+    if (!out->data) {
+        core_set_error("npz: '%s': out of memory for member '%s'", path, name);
+        return -1;
+    }
+    const unsigned char *src = b + data_start;
+    for (int64_t i = 0; i < out->numel; i++) {
+        if (esize == 8) memcpy(&out->data[i], src + 8 * i, 8);
+        else {
+            float v;
+            memcpy(&v, src + 4 * i, 4);
+            out->data[i] = v;
+        }
+    }
+    if (fortran && out->ndim > 1) {   // reverse the axis order of the storage: C index from F index
+        double *c = malloc((size_t)out->numel * sizeof(double));
+        if (!c) {
+            free(out->data);
+            core_set_error("npz: out of memory");
+            return -1;
+        }
+        int64_t idx[8] = {0};
+        for (int64_t f = 0; f < out->numel; f++) {
+            int64_t ci = 0;
+            for (int a = 0; a < out->ndim; a++) ci = ci * out->shape[a] + idx[a];
+            c[ci] = out->data[f];
+            for (int a = 0; a < out->ndim; a++) {   // Fortran order: first index fastest
+                if (++idx[a] < out->shape[a]) break;
+                idx[a] = 0;
+            }
+        }
+        free(out->data);
+        out->data = c;
+    }
+    return 0;
+bad:
+    core_set_error("npz: '%s': member '%s' has a malformed .npy header", path, name);
+    return -1;
+}
+
+int npz_read(const char *path, const char *name, NpzArray *out) {
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        core_set_error("npz: cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    ZipMember m;
+    int rc = zip_find(f, path, name, &m);
+    if (rc == 0) core_set_error("npz: '%s' has no array '%s'", path, name);
+    if (rc != 1) {
+        fclose(f);
+        return -1;
+    }
+    unsigned char *bytes = zip_extract(f, path, name, &m);
+    fclose(f);
+    if (!bytes) return -1;
+    rc = npy_parse(bytes, m.usize, path, name, out);
+    free(bytes);
+    return rc;
+}
+
+int npz_has(const char *path, const char *name) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        core_set_error("npz: cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    ZipMember m;
+    int rc = zip_find(f, path, name, &m);
+    fclose(f);
+    return rc;
+}
+
+void npz_array_free(NpzArray *a) {
+    free(a->data);
+    a->data = NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+static void wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
+static void wr32(unsigned char *p, uint32_t v) { wr16(p, (uint16_t)v), wr16(p + 2, (uint16_t)(v >> 16)); }
+
+// npy 1.0 header for a C-order '<f8' array, padded (spaces, final '\n') to a multiple of 64.
+static size_t npy_header(char *h, size_t cap, int ndim, const int64_t *shape) {
+    char shp[256] = "(";
+    for (int a = 0; a < ndim; a++) {
+        size_t l = strlen(shp);
+        snprintf(shp + l, sizeof shp - l, a + 1 < ndim ? "%lld, " : "%lld", (long long)shape[a]);
+    }
+    strcat(shp, ndim == 1 ? ",)" : ")");
+    char dict[400];
+    int dl = snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }", shp);
+    size_t total = 10 + (size_t)dl + 1;
+    total = (total + 63) / 64 * 64;
+    if (total > cap) core_fatal("npz: header too long");
+    memcpy(h, "\x93NUMPY\x01\x00", 8);
+    wr16((unsigned char *)h + 8, (uint16_t)(total - 10));
+    memcpy(h + 10, dict, (size_t)dl);
+    memset(h + 10 + dl, ' ', total - 10 - (size_t)dl - 1);
+    h[total - 1] = '\n';
+    return total;
+}
+
+int npz_write(const char *path, const NpzMember *members, int n) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        core_set_error("npz: cannot create '%s': %s", tmp, strerror(errno));
+        return -1;
+    }
+    uint32_t *crcs = calloc((size_t)n, sizeof *crcs), *sizes = calloc((size_t)n, sizeof *sizes),
+             *offs = calloc((size_t)n, sizeof *offs);
+    int ok = crcs && sizes && offs;
+    uint64_t pos = 0;
+    for (int i = 0; i < n && ok; i++) {
+        const NpzMember *m = &members[i];
+        int64_t numel = 1;
+        for (int a = 0; a < m->ndim; a++) numel *= m->shape[a];
+        char hdr[512];
+        size_t hl = npy_header(hdr, sizeof hdr, m->ndim, m->shape);
+        uint64_t usize = hl + (uint64_t)numel * 8;
+        if (pos + usize + 1000 > 0xFFFFFFF0u) {
+            core_set_error("npz: '%s' would need zip64 (over 4 GiB); not supported for writing", path);
+            ok = 0;
+            break;
+        }
+        uLong crc = crc32(0L, Z_NULL, 0);
+        crc = crc32(crc, (const unsigned char *)hdr, (uInt)hl);
+        crc = crc32(crc, (const unsigned char *)m->data, (uInt)(numel * 8));
+        char fname[300];
+        int nl = snprintf(fname, sizeof fname, "%s.npy", m->name);
+        unsigned char lh[30];
+        wr32(lh, 0x04034b50u);
+        wr16(lh + 4, 20), wr16(lh + 6, 0), wr16(lh + 8, 0);   // version, flags, method stored
+        wr16(lh + 10, 0), wr16(lh + 12, (0 << 9) | (1 << 5) | 1);   // 00:00, 1980-01-01
+        wr32(lh + 14, (uint32_t)crc), wr32(lh + 18, (uint32_t)usize), wr32(lh + 22, (uint32_t)usize);
+        wr16(lh + 26, (uint16_t)nl), wr16(lh + 28, 0);
+        offs[i] = (uint32_t)pos, crcs[i] = (uint32_t)crc, sizes[i] = (uint32_t)usize;
+        ok = fwrite(lh, 1, 30, f) == 30 && fwrite(fname, 1, (size_t)nl, f) == (size_t)nl &&
+             fwrite(hdr, 1, hl, f) == hl && fwrite(m->data, 8, (size_t)numel, f) == (size_t)numel;
+        pos += 30 + (uint64_t)nl + usize;
+    }
+    uint64_t cd_start = pos;
+    for (int i = 0; i < n && ok; i++) {
+        char fname[300];
+        int nl = snprintf(fname, sizeof fname, "%s.npy", members[i].name);
+        unsigned char ch[46];
+        memset(ch, 0, sizeof ch);
+        wr32(ch, 0x02014b50u);
+        wr16(ch + 4, 20), wr16(ch + 6, 20);
+        wr16(ch + 14, (0 << 9) | (1 << 5) | 1);
+        wr32(ch + 16, crcs[i]), wr32(ch + 20, sizes[i]), wr32(ch + 24, sizes[i]);
+        wr16(ch + 28, (uint16_t)nl);
+        wr32(ch + 38, 0600u << 16);   // external attributes: a regular file, rw-------
+        wr32(ch + 42, offs[i]);
+        ok = fwrite(ch, 1, 46, f) == 46 && fwrite(fname, 1, (size_t)nl, f) == (size_t)nl;
+        pos += 46 + (uint64_t)nl;
+    }
+    if (ok) {
+        unsigned char e[22];
+        memset(e, 0, sizeof e);
+        wr32(e, 0x06054b50u);
+        wr16(e + 8, (uint16_t)n), wr16(e + 10, (uint16_t)n);
+        wr32(e + 12, (uint32_t)(pos - cd_start)), wr32(e + 16, (uint32_t)cd_start);
+        ok = fwrite(e, 1, 22, f) == 22;
+    }
+    free(crcs), free(sizes), free(offs);
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        if (!strstr(core_last_error(), "zip64")) core_set_error("npz: writing '%s' failed: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics files
+
+int eval_stats_load_npz(const char *path, EvalStats *s) {
+    memset(s, 0, sizeof *s);
+    const char *kmu = "mu", *ksig = "sigma";
+    int has = npz_has(path, "mu");
+    if (has < 0) return -1;
+    if (!has && npz_has(path, "ref_mu") == 1) kmu = "ref_mu", ksig = "ref_sigma";
+    NpzArray mu, sig;
+    if (npz_read(path, kmu, &mu)) return -1;
+    if (npz_read(path, ksig, &sig)) {
+        npz_array_free(&mu);
+        return -1;
+    }
+    int rc = 0;
+    if (mu.ndim != 1 || sig.ndim != 2 || sig.shape[0] != mu.shape[0] || sig.shape[1] != mu.shape[0]) {
+        core_set_error("npz: '%s': '%s' must be (d) and '%s' (d, d); got %d-d and %d-d arrays", path, kmu, ksig,
+                       mu.ndim, sig.ndim);
+        rc = -1;
+    } else {
+        s->dim = (int)mu.shape[0];
+        s->mu = mu.data, s->sigma = sig.data;
+        mu.data = sig.data = NULL;
+    }
+    npz_array_free(&mu), npz_array_free(&sig);
+    return rc;
+}
+
+int eval_stats_save_npz(const char *path, const EvalStats *s) {
+    int64_t d = s->dim, shm[1] = {d}, shs[2] = {d, d};
+    NpzMember m[2] = {{"mu", 1, shm, s->mu}, {"sigma", 2, shs, s->sigma}};
+    return npz_write(path, m, 2);
+}

@@ -1,0 +1,398 @@
+// eval/pipeline.c: from a path to statistics: image sources (a folder of PNGs through libpng, an
+// HDF5 batch through the HDF5 C API), InceptionV3 as a feature network, the batch loop with its
+// progress bar, the streaming mean/covariance and Inception Score.
+// Not here: the network (inception.c), the numbers (frechet.c), the .npz format (npz.c).
+#include "eval.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <hdf5.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------------------------------------
+// Sources
+
+typedef enum { SRC_PNG, SRC_HDF5 } SourceKind;
+
+struct EvalSource {
+    SourceKind kind;
+    char *path;
+    int64_t n, pos;
+    // PNG folder
+    char **files;
+    uint8_t *pending;            // an image read but not yet returned (its size differed)
+    int pend_h, pend_w, pend_c;
+    // HDF5
+    hid_t file, dset;
+    int H, W, C;
+    // the batch handed out
+    uint8_t *buf;
+    size_t cap;
+};
+
+static int has_ext(const char *name, const char *ext) {
+    size_t n = strlen(name), e = strlen(ext);
+    if (n <= e) return 0;
+    for (size_t i = 0; i < e; i++)
+        if (tolower((unsigned char)name[n - e + i]) != ext[i]) return 0;
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static EvalSource *open_folder(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) {
+        core_set_error("eval: cannot open folder '%s'", path);
+        return NULL;
+    }
+    EvalSource *s = core_calloc(1, sizeof *s, "eval source");
+    s->kind = SRC_PNG;
+    s->path = strdup(path);
+    int64_t cap = 0, other = 0;
+    const char *other_ext[] = {".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"};
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (has_ext(e->d_name, ".png")) {
+            if (s->n == cap) {
+                cap = cap ? 2 * cap : 256;
+                s->files = realloc(s->files, (size_t)cap * sizeof(char *));
+                if (!s->files) core_fatal("eval: out of memory listing '%s'", path);
+            }
+            size_t len = strlen(path) + strlen(e->d_name) + 2;
+            s->files[s->n] = core_malloc(len, "file name");
+            snprintf(s->files[s->n], len, "%s/%s", path, e->d_name);
+            s->n++;
+        } else {
+            for (size_t k = 0; k < sizeof other_ext / sizeof *other_ext; k++) other += has_ext(e->d_name, other_ext[k]);
+        }
+    }
+    closedir(d);
+    if (other) {
+        core_set_error("eval: folder '%s' holds %lld non-PNG images (JPEG, BMP, ...); only PNG is read (pytorch-fid "
+                       "would read them too, so the statistics would differ)", path, (long long)other);
+        eval_source_close(s);
+        return NULL;
+    }
+    if (s->n == 0) {
+        core_set_error("eval: folder '%s' holds no .png images", path);
+        eval_source_close(s);
+        return NULL;
+    }
+    qsort(s->files, (size_t)s->n, sizeof(char *), cmp_str);
+    return s;
+}
+
+static EvalSource *open_hdf5(const char *path) {
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);   // our messages, not HDF5's stack dumps
+    EvalSource *s = core_calloc(1, sizeof *s, "eval source");
+    s->kind = SRC_HDF5;
+    s->path = strdup(path);
+    s->file = s->dset = -1;
+    int ok = 0;
+    s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (s->file < 0) core_set_error("eval: cannot open HDF5 file '%s'", path);
+    else if ((s->dset = H5Dopen2(s->file, "images", H5P_DEFAULT)) < 0)
+        core_set_error("eval: HDF5 file '%s' has no dataset 'images'", path);
+    else {
+        hid_t sp = H5Dget_space(s->dset), ty = H5Dget_type(s->dset);
+        hsize_t dims[8];
+        int rank = H5Sget_simple_extent_ndims(sp);
+        if (rank == 4) H5Sget_simple_extent_dims(sp, dims, NULL);
+        if (rank != 4) core_set_error("eval: '%s': 'images' must be (N, H, W, C), got rank %d", path, rank);
+        else if (H5Tget_class(ty) != H5T_INTEGER || H5Tget_size(ty) != 1 || H5Tget_sign(ty) != H5T_SGN_NONE)
+            core_set_error("eval: '%s': 'images' must be uint8", path);
+        else if (dims[3] != 1 && dims[3] != 3)
+            core_set_error("eval: '%s': 'images' has %llu channels (1 or 3, NHWC)", path, (unsigned long long)dims[3]);
+        else if (dims[1] > 8192 || dims[2] > 8192 || dims[0] == 0)
+            core_set_error("eval: '%s': 'images' has an implausible shape", path);
+        else {
+            s->n = (int64_t)dims[0], s->H = (int)dims[1], s->W = (int)dims[2], s->C = (int)dims[3];
+            ok = 1;
+        }
+        H5Sclose(sp), H5Tclose(ty);
+    }
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    if (!ok) {
+        eval_source_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+EvalSource *eval_source_open(const char *path) {
+    struct stat stt;
+    if (stat(path, &stt) != 0) {
+        core_set_error("eval: '%s' does not exist", path);
+        return NULL;
+    }
+    if (S_ISDIR(stt.st_mode)) return open_folder(path);
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    htri_t is_h5 = H5Fis_hdf5(path);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    if (is_h5 > 0) return open_hdf5(path);
+    core_set_error("eval: '%s' is neither a folder of PNG images, an HDF5 file nor an .npz of statistics", path);
+    return NULL;
+}
+
+int64_t eval_source_count(const EvalSource *s) { return s->n; }
+const char *eval_source_kind(const EvalSource *s) { return s->kind == SRC_PNG ? "png-folder" : "hdf5"; }
+
+static void ensure(EvalSource *s, size_t bytes) {
+    if (bytes > s->cap) {
+        free(s->buf);
+        s->buf = core_malloc(bytes, "eval batch pixels");
+        s->cap = bytes;
+    }
+}
+
+// One PNG as 8-bit gray (C = 1) or RGB (C = 3), alpha dropped as PIL's convert('RGB') does (not
+// composited), palettes expanded, 16-bit reduced by libpng's simplified API.
+static uint8_t *read_png(const char *path, int *H, int *W, int *C) {
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&im, path)) {
+        core_set_error("eval: cannot read PNG '%s': %s", path, im.message);
+        return NULL;
+    }
+    int color = (im.format & PNG_FORMAT_FLAG_COLOR) != 0;
+    im.format = color ? PNG_FORMAT_RGBA : PNG_FORMAT_GA;
+    int inC = color ? 4 : 2;
+    if (im.width == 0 || im.height == 0 || im.width > 16384 || im.height > 16384) {
+        png_image_free(&im);
+        core_set_error("eval: PNG '%s' has an implausible size %ux%u", path, im.width, im.height);
+        return NULL;
+    }
+    uint8_t *raw = core_malloc(PNG_IMAGE_SIZE(im), "png pixels");
+    if (!png_image_finish_read(&im, NULL, raw, 0, NULL)) {
+        free(raw);
+        core_set_error("eval: cannot decode PNG '%s': %s", path, im.message);
+        return NULL;
+    }
+    *H = (int)im.height, *W = (int)im.width, *C = color ? 3 : 1;
+    size_t np = (size_t)im.width * im.height;
+    for (size_t i = 0; i < np; i++)   // drop alpha in place
+        for (int c = 0; c < *C; c++) raw[i * *C + c] = raw[i * inC + c];
+    return raw;
+}
+
+const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W, int *C) {
+    *n = 0;
+    if (s->pos >= s->n && !s->pending) return NULL;
+    if (s->kind == SRC_HDF5) {
+        int k = (int)(s->n - s->pos < max_n ? s->n - s->pos : max_n);
+        size_t img = (size_t)s->H * s->W * s->C;
+        ensure(s, (size_t)k * img);
+        hsize_t start[4] = {(hsize_t)s->pos, 0, 0, 0}, count[4] = {(hsize_t)k, (hsize_t)s->H, (hsize_t)s->W, (hsize_t)s->C};
+        hid_t fsp = H5Dget_space(s->dset), msp = H5Screate_simple(4, count, NULL);
+        herr_t e = H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+        if (e >= 0) e = H5Dread(s->dset, H5T_NATIVE_UINT8, msp, fsp, H5P_DEFAULT, s->buf);
+        H5Sclose(fsp), H5Sclose(msp);
+        if (e < 0) {
+            core_set_error("eval: reading images %lld..%lld of '%s' failed", (long long)s->pos, (long long)s->pos + k, s->path);
+            *n = -1;
+            return NULL;
+        }
+        s->pos += k;
+        *n = k, *H = s->H, *W = s->W, *C = s->C;
+        return s->buf;
+    }
+    int h0 = 0, w0 = 0, c0 = 0, k = 0;
+    while (k < max_n) {
+        uint8_t *img;
+        int h, w, c;
+        if (s->pending) img = s->pending, h = s->pend_h, w = s->pend_w, c = s->pend_c, s->pending = NULL;
+        else {
+            if (s->pos >= s->n) break;
+            img = read_png(s->files[s->pos], &h, &w, &c);
+            if (!img) {
+                *n = -1;
+                return NULL;
+            }
+            s->pos++;
+        }
+        if (k == 0) h0 = h, w0 = w, c0 = c;
+        else if (h != h0 || w != w0 || c != c0) {   // another size: it starts the next batch
+            s->pending = img, s->pend_h = h, s->pend_w = w, s->pend_c = c;
+            break;
+        }
+        size_t bytes = (size_t)h * w * c;
+        if (k == 0) ensure(s, (size_t)max_n * bytes);
+        memcpy(s->buf + (size_t)k * bytes, img, bytes);
+        free(img);
+        k++;
+    }
+    *n = k, *H = h0, *W = w0, *C = c0;
+    return k ? s->buf : NULL;
+}
+
+void eval_source_close(EvalSource *s) {
+    if (!s) return;
+    if (s->kind == SRC_HDF5) {
+        if (s->dset >= 0) H5Dclose(s->dset);
+        if (s->file >= 0) H5Fclose(s->file);
+    }
+    for (int64_t i = 0; i < s->n && s->files; i++) free(s->files[i]);
+    free(s->files), free(s->pending), free(s->buf), free(s->path);
+    free(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// InceptionV3 as a feature network
+
+static int inception_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat, float *logits) {
+    InceptionRunner *r = ctx;
+    if (C != 1 && C != 3) {
+        core_set_error("inception: images with %d channels (1 or 3)", C);
+        return -1;
+    }
+    tape_reset(&r->tp);
+    Tensor *x = inception_preprocess_u8(&r->tp, px, n, H, W, C, r->conv);
+    Tensor *p, *l = NULL;
+    inception_forward(&r->tp, r->net, x, &p, logits ? &l : NULL);
+    memcpy(feat, p->data, (size_t)n * INCEPTION_FEATURE_DIM * sizeof(float));
+    if (logits)   // the unbiased logits of the original IS code (torch-fidelity's 'logits_unbiased')
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < INCEPTION_N_LOGITS; k++)
+                logits[(size_t)i * INCEPTION_N_LOGITS + k] = l->data[(size_t)i * INCEPTION_N_LOGITS + k] - r->net->fc_b->data[k];
+    tape_reset(&r->tp);
+    return 0;
+}
+
+void inception_runner_init(InceptionRunner *r, const Inception *net, EvalConvention conv) {
+    r->net = net;
+    r->conv = conv;
+    arena_init(&r->arena, 64 << 20);
+    tape_init(&r->tp, &r->arena);
+    tape_set_recording(&r->tp, 0);
+}
+
+void inception_runner_free(InceptionRunner *r) {
+    tape_free(&r->tp);
+    arena_free(&r->arena);
+}
+
+EvalFeatureNet inception_feature_net(InceptionRunner *r) {
+    EvalFeatureNet f = {"inception", INCEPTION_FEATURE_DIM, INCEPTION_N_LOGITS, inception_fn, r};
+    return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The batch loop
+
+void eval_run_config_default(EvalRunConfig *c) {
+    c->batch = 50;
+    c->max_images = 0;
+    c->progress = 1;
+    c->is_splits = 0;
+}
+
+static void progress(const char *label, int64_t done, int64_t total, double t0, int final) {
+    double el = core_now() - t0, rate = el > 0 ? done / el : 0, eta = rate > 0 ? (total - done) / rate : 0;
+    int width = 30, fill = total ? (int)(width * done / total) : width;
+    char bar[40];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '-';
+    bar[width] = 0;
+    fprintf(stderr, "\r%s [%s] %lld/%lld  %.1f img/s  ETA %dm%02ds ", label, bar, (long long)done, (long long)total,
+            rate, (int)eta / 60, (int)eta % 60);
+    if (final) fprintf(stderr, "\n");
+    fflush(stderr);
+}
+
+int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const EvalRunConfig *cfg, EvalRunResult *out) {
+    memset(out, 0, sizeof *out);
+    double t0 = core_now();
+    struct stat stt;
+    if (stat(path, &stt) == 0 && !S_ISDIR(stt.st_mode) && has_ext(path, ".npz")) {
+        if (eval_stats_load_npz(path, &out->stats)) return -1;
+        if (out->stats.dim != net->dim) {
+            core_set_error("eval: '%s' holds %d-d statistics but the %s features are %d-d", path, out->stats.dim,
+                           net->name, net->dim);
+            eval_stats_free(&out->stats);
+            return -1;
+        }
+        out->from_npz = 1;
+        out->seconds = core_now() - t0;
+        return 0;
+    }
+    EvalSource *src = eval_source_open(path);
+    if (!src) return -1;
+    int64_t total = eval_source_count(src);
+    if (cfg->max_images > 0 && cfg->max_images < total) total = cfg->max_images;
+    int batch = cfg->batch > 0 ? cfg->batch : 50;
+    int want_is = cfg->is_splits > 0 && net->n_logits > 0;
+    if (want_is && total < cfg->is_splits) {
+        core_set_error("eval: the Inception Score with %d splits needs at least %d images ('%s' has %lld)",
+                       cfg->is_splits, cfg->is_splits, path, (long long)total);
+        eval_source_close(src);
+        return -1;
+    }
+    EvalStatsAcc acc;
+    eval_acc_init(&acc, net->dim);
+    EvalIsAcc isa;
+    if (want_is) eval_is_init(&isa, net->n_logits, cfg->is_splits, total);
+    float *feat = core_malloc((size_t)batch * net->dim * sizeof(float), "features");
+    float *logits = want_is ? core_malloc((size_t)batch * net->n_logits * sizeof(float), "logits") : NULL;
+    int show = cfg->progress && isatty(2);
+    char label[64];
+    snprintf(label, sizeof label, "%s", net->name);
+    int64_t done = 0;
+    int rc = 0;
+    double last = 0;
+    while (done < total) {
+        int n, H, W, C;
+        int want = (int)(total - done < batch ? total - done : batch);
+        const uint8_t *px = eval_source_next(src, want, &n, &H, &W, &C);
+        if (n < 0) {
+            rc = -1;
+            break;
+        }
+        if (n == 0) break;
+        if (net->fn(net->ctx, px, n, H, W, C, feat, logits)) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", core_last_error());
+            core_set_error("eval: %s features of images %lld.. of '%s': %s", net->name, (long long)done, path, msg);
+            rc = -1;
+            break;
+        }
+        eval_acc_add(&acc, feat, n);
+        if (want_is) eval_is_add(&isa, logits, n);
+        done += n;
+        if (show && (core_now() - last > 0.25 || done == total)) {
+            progress(label, done, total, t0, done == total);
+            last = core_now();
+        }
+    }
+    if (rc == 0 && done != total) {
+        core_set_error("eval: '%s' ended after %lld of %lld images", path, (long long)done, (long long)total);
+        rc = -1;
+    }
+    if (rc == 0) rc = eval_acc_finish(&acc, &out->stats);
+    if (rc == 0 && want_is) {
+        rc = eval_is_finish(&isa, &out->is_mean, &out->is_std);
+        out->has_is = rc == 0;
+    }
+    out->n_images = done;
+    out->seconds = core_now() - t0;
+    free(feat), free(logits);
+    eval_acc_free(&acc);
+    if (want_is) eval_is_free(&isa);
+    eval_source_close(src);
+    if (rc) eval_stats_free(&out->stats);
+    return rc;
+}
+
+void eval_run_result_free(EvalRunResult *r) { eval_stats_free(&r->stats); }

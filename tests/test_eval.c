@@ -1,0 +1,501 @@
+// tests/test_eval.c: eval/ against numbers from elsewhere.
+// - .npz files written by numpy.savez and numpy.savez_compressed (tools/goldens/cases_fid.py) read
+//   in every layout we claim ('<f4', Fortran order, 0-d, a uint8 member refused); a C-written file
+//   read back.
+// - Feature statistics vs numpy.mean / numpy.cov; the Frechet distance vs pytorch-fid's
+//   scipy.linalg.sqrtm computation (1e-6 relative) on full-rank and singular covariances, and vs a
+//   closed form (diagonal covariances); the Inception Score vs torch-fidelity's formula.
+// - InceptionV3 (hash weights) vs pytorch-fid's network in plain torch (tools/goldens/
+//   cases_inception.py): pool3 and logits of 2 images at 299 and of one 64 x 80 uint8 image resized
+//   to 299, under pytorch-fid's and pMF's conventions, 1e-4 relative.
+// - The image pipeline: a PNG folder and an HDF5 file of the same pixels give the same statistics,
+//   equal to those of the features computed directly.
+#include "harness.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "eval/eval.h"
+
+typedef struct {
+    Arena arena;
+    Tape tp;
+} Work;
+
+static void work_init(Work *w) {
+    arena_init(&w->arena, 64 << 20);
+    tape_init(&w->tp, &w->arena);
+    tape_set_recording(&w->tp, 0);
+}
+static void work_free(Work *w) {
+    tape_free(&w->tp);
+    arena_free(&w->arena);
+}
+
+static void path_of(char *buf, size_t n, const char *dir, const char *file) {
+    snprintf(buf, n, "%s/%s/%s", PMF_SOURCE_DIR, dir, file);
+}
+
+static NpzArray read_ok(const char *path, const char *name) {
+    NpzArray a;
+    ck_assert_msg(npz_read(path, name, &a) == 0, "%s", core_last_error());
+    return a;
+}
+
+static double rel(double got, double want) { return fabs(got - want) / fmax(fabs(want), 1e-300); }
+
+// ---------------------------------------------------------------------------------------------
+// npz
+
+static void check_kinds(const char *file) {
+    char path[1024];
+    path_of(path, sizeof path, "tests/data", file);
+    printf("%s\n", file);
+    NpzArray a = read_ok(path, "a_f4");
+    ck_assert_int_eq(a.ndim, 2);
+    ck_assert(a.shape[0] == 3 && a.shape[1] == 5);
+    for (int i = 0; i < 15; i++) ck_assert_msg(a.data[i] == i * 0.25 - 1.0, "a_f4[%d] = %g", i, a.data[i]);
+    NpzArray b = read_ok(path, "b_fortran");
+    ck_assert(b.ndim == 2 && b.shape[0] == 4 && b.shape[1] == 3);
+    for (int i = 0; i < 12; i++) ck_assert_msg(b.data[i] == i / 7.0, "b_fortran (C order) [%d] = %g", i, b.data[i]);
+    NpzArray c = read_ok(path, "c_scalar");
+    ck_assert(c.ndim == 0 && c.numel == 1 && c.data[0] == 3.25);
+    EvalStats s;
+    ck_assert_msg(eval_stats_load_npz(path, &s) == 0, "%s", core_last_error());
+    ck_assert_int_eq(s.dim, 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert(fabs(s.mu[i] - (-1.0 + 0.5 * i)) < 1e-15);
+        for (int j = 0; j < 5; j++) ck_assert(s.sigma[i * 5 + j] == 1.0 / (1.0 + i + j));
+    }
+    eval_stats_free(&s);
+    NpzArray u;
+    ck_assert(npz_read(path, "arr_0", &u) == -1);   // uint8 images: refused with a message
+    ck_assert_msg(strstr(core_last_error(), "'|u1'"), "message: %s", core_last_error());
+    ck_assert(npz_read(path, "nope", &u) == -1);
+    ck_assert_msg(strstr(core_last_error(), "no array 'nope'"), "message: %s", core_last_error());
+    npz_array_free(&a), npz_array_free(&b), npz_array_free(&c);
+}
+
+START_TEST(test_npz_numpy_savez) { check_kinds("npz_kinds.npz"); }
+END_TEST
+
+START_TEST(test_npz_numpy_savez_compressed) { check_kinds("npz_kinds_compressed.npz"); }
+END_TEST
+
+START_TEST(test_npz_c_roundtrip) {
+    char path[] = "/tmp/pmf_test_eval_XXXXXX.npz";
+    int fd = mkstemps(path, 4);
+    ck_assert(fd >= 0);
+    close(fd);
+    EvalStats s;
+    eval_stats_alloc(&s, 7);
+    for (int i = 0; i < 7; i++) {
+        s.mu[i] = sin(i + 1.0) * 1e3;
+        for (int j = 0; j < 7; j++) s.sigma[i * 7 + j] = 1.0 / (1.0 + i + j) + (i == j ? 1e-9 * i : 0);
+    }
+    ck_assert_msg(eval_stats_save_npz(path, &s) == 0, "%s", core_last_error());
+    EvalStats r;
+    ck_assert_msg(eval_stats_load_npz(path, &r) == 0, "%s", core_last_error());
+    ck_assert_int_eq(r.dim, 7);
+    ck_assert(!memcmp(r.mu, s.mu, 7 * sizeof(double)) && !memcmp(r.sigma, s.sigma, 49 * sizeof(double)));
+    // a truncated file is an error, not a crash
+    FILE *f = fopen(path, "r+b");
+    ck_assert(f && ftruncate(fileno(f), 100) == 0);
+    fclose(f);
+    EvalStats bad;
+    ck_assert(eval_stats_load_npz(path, &bad) == -1);
+    printf("truncated npz: %s\n", core_last_error());
+    unlink(path);
+    eval_stats_free(&s), eval_stats_free(&r);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------------
+// Statistics, Frechet distance, IS
+
+static void stats_from(const char *path, const char *fname, const char *mname, const char *sname, EvalStats *s,
+                       const char *label) {
+    NpzArray f = read_ok(path, fname), mu = read_ok(path, mname), sg = read_ok(path, sname);
+    int n = (int)f.shape[0], d = (int)f.shape[1];
+    float *ff = malloc((size_t)n * d * sizeof(float));
+    for (int64_t i = 0; i < f.numel; i++) ff[i] = (float)f.data[i];   // stored '<f4': exact
+    EvalStatsAcc acc;
+    eval_acc_init(&acc, d);
+    int h = (n - 7) / 2;   // uneven batches
+    eval_acc_add(&acc, ff, 7);
+    eval_acc_add(&acc, ff + 7 * d, h);
+    eval_acc_add(&acc, ff + (size_t)(7 + h) * d, n - 7 - h);
+    ck_assert(eval_acc_finish(&acc, s) == 0);
+    ck_assert(s->n == n);
+    char l[64];
+    snprintf(l, sizeof l, "%s mu", label);
+    ck_assert(compare_rel_d(l, s->mu, mu.data, d) < 1e-12);
+    snprintf(l, sizeof l, "%s sigma", label);
+    ck_assert(compare_rel_d(l, s->sigma, sg.data, (int64_t)d * d) < 1e-12);
+    eval_acc_free(&acc);
+    free(ff);
+    npz_array_free(&f), npz_array_free(&mu), npz_array_free(&sg);
+}
+
+static void check_fid_golden(const char *file) {
+    char path[1024];
+    path_of(path, sizeof path, "tests/goldens", file);
+    printf("%s\n", file);
+    EvalStats a, b;
+    stats_from(path, "feat1", "mu1", "sigma1", &a, "set 1");
+    stats_from(path, "feat2", "mu2", "sigma2", &b, "set 2");
+    NpzArray want = read_ok(path, "fd_sqrtm"), want_eig = read_ok(path, "fd_eig");
+    EvalFrechet fr;
+    ck_assert_msg(eval_frechet(&a, &b, &fr) == 0, "%s", core_last_error());
+    printf("  FD %.12g  scipy sqrtm %.12g (rel %.2e)  eigvals %.12g  clamped %d (min %.3g)\n", fr.distance,
+           want.data[0], rel(fr.distance, want.data[0]), want_eig.data[0], fr.n_negative, fr.most_negative);
+    ck_assert_msg(rel(fr.distance, want.data[0]) < 1e-6, "FD %.12g vs %.12g", fr.distance, want.data[0]);
+    ck_assert(rel(fr.distance, want_eig.data[0]) < 1e-6);
+    // symmetric in its arguments (a different decomposition order, same number)
+    EvalFrechet rv;
+    ck_assert(eval_frechet(&b, &a, &rv) == 0);
+    ck_assert_msg(rel(rv.distance, fr.distance) < 1e-8, "FD(b, a) %.12g vs FD(a, b) %.12g", rv.distance, fr.distance);
+    eval_stats_free(&a), eval_stats_free(&b);
+    npz_array_free(&want), npz_array_free(&want_eig);
+}
+
+START_TEST(test_fid_full_rank) { check_fid_golden("fid_features.npz"); }
+END_TEST
+
+START_TEST(test_fid_rank_deficient) { check_fid_golden("fid_rankdef.npz"); }
+END_TEST
+
+// Diagonal covariances: FD = |mu1 - mu2|^2 + sum (sqrt a_i - sqrt b_i)^2 exactly; FD(x, x) = 0.
+START_TEST(test_fid_closed_form) {
+    int d = 40;
+    EvalStats a, b;
+    eval_stats_alloc(&a, d), eval_stats_alloc(&b, d);
+    double want = 0;
+    for (int i = 0; i < d; i++) {
+        a.mu[i] = 0.1 * i, b.mu[i] = 0.1 * i + (i % 3 ? 0.05 : -0.2);
+        double va = 0.5 + i * 0.37, vb = 2.0 / (1.0 + i);
+        a.sigma[i * d + i] = va, b.sigma[i * d + i] = vb;
+        want += (a.mu[i] - b.mu[i]) * (a.mu[i] - b.mu[i]) + (sqrt(va) - sqrt(vb)) * (sqrt(va) - sqrt(vb));
+    }
+    EvalFrechet fr;
+    ck_assert(eval_frechet(&a, &b, &fr) == 0);
+    printf("diagonal: FD %.15g closed form %.15g\n", fr.distance, want);
+    ck_assert(rel(fr.distance, want) < 1e-10);
+    // a rotated pair: FD is invariant under the same orthogonal change of basis of both
+    ck_assert(eval_frechet(&a, &a, &fr) == 0);
+    printf("FD(a, a) = %.3g (trace %.6g)\n", fr.distance, fr.trace1);
+    ck_assert(fabs(fr.distance) < 1e-10 * fr.trace1);
+    EvalStats c;
+    eval_stats_alloc(&c, 3);
+    EvalFrechet e;
+    ck_assert(eval_frechet(&a, &c, &e) == -1);   // dims differ
+    eval_stats_free(&a), eval_stats_free(&b), eval_stats_free(&c);
+}
+END_TEST
+
+START_TEST(test_inception_score) {
+    char path[1024];
+    path_of(path, sizeof path, "tests/goldens", "fid_is.npz");
+    NpzArray l = read_ok(path, "logits"), m = read_ok(path, "is_mean"), s = read_ok(path, "is_std");
+    int n = (int)l.shape[0], K = (int)l.shape[1];
+    float *lf = malloc((size_t)n * K * sizeof(float));
+    for (int64_t i = 0; i < l.numel; i++) lf[i] = (float)l.data[i];
+    double mean, std;
+    ck_assert(eval_inception_score(lf, n, K, 10, &mean, &std) == 0);
+    printf("IS %.12g +- %.12g, torch-fidelity formula %.12g +- %.12g\n", mean, std, m.data[0], s.data[0]);
+    ck_assert(rel(mean, m.data[0]) < 1e-9 && rel(std, s.data[0]) < 1e-7);
+    // uniform logits: every chunk scores exactly 1
+    for (int64_t i = 0; i < l.numel; i++) lf[i] = 0.5f;
+    ck_assert(eval_inception_score(lf, n, K, 10, &mean, &std) == 0);
+    ck_assert(fabs(mean - 1.0) < 1e-12 && std < 1e-12);
+    ck_assert(eval_inception_score(lf, 5, K, 10, &mean, &std) == -1);   // fewer samples than splits
+    free(lf);
+    npz_array_free(&l), npz_array_free(&m), npz_array_free(&s);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------------
+// InceptionV3
+
+static Inception g_net;
+static int g_net_ready;
+
+static Inception *hash_net(void) {
+    if (!g_net_ready) {
+        inception_init(&g_net);
+        inception_fill_hash(&g_net);
+        g_net_ready = 1;
+    }
+    return &g_net;
+}
+
+static void check_out(const char *label, const Tensor *got, Tensor *want, double tol) {
+    ck_assert_int_eq(got->numel, want->numel);
+    double e = compare_rel(label, got->data, want->data, got->numel);
+    double mx = 0, worst = 0;
+    for (int64_t i = 0; i < got->numel; i++) mx = fmax(mx, fabs(want->data[i]));
+    for (int64_t i = 0; i < got->numel; i++) worst = fmax(worst, fabs(got->data[i] - want->data[i]) / mx);
+    printf("  %-28s max err / max|want| %.2e\n", label, worst);
+    ck_assert_msg(e < tol && worst < tol, "%s: rel err %.3g, max err %.3g (tol %.1g)", label, e, worst, tol);
+}
+
+START_TEST(test_inception_hash_weights) {
+    SafeTensors st;
+    golden_open(&st, "inception_299");
+    Work w;
+    work_init(&w);
+    Tensor *wsum = golden_tensor(&w.tp, &st, "wsum");
+    for (int i = 0; i < INCEPTION_N_CONV; i++) {
+        const InceptionConv *c = inception_conv(i);
+        int64_t n = (int64_t)c->cout * c->cin * c->kh * c->kw;
+        float *buf = malloc((size_t)n * sizeof(float));
+        inception_hash_fill(buf, n, 8 * (uint64_t)i, (float)sqrt(6.0 / (double)(c->cin * c->kh * c->kw)));
+        double s = 0;
+        for (int64_t k = 0; k < n; k++) s += buf[k];
+        free(buf);
+        ck_assert_msg(fabs(s - wsum->data[i]) <= 1e-5 * fmax(1.0, fabs(s)), "conv %d (%s): hash sum %g vs python %g", i,
+                      c->name, s, wsum->data[i]);
+    }
+    work_free(&w);
+    safetensors_close(&st);
+}
+END_TEST
+
+START_TEST(test_inception_299) {
+    SafeTensors st;
+    golden_open(&st, "inception_299");
+    Work w;
+    work_init(&w);
+    Inception *net = hash_net();
+    int shape[4] = {2, 3, INCEPTION_SIZE, INCEPTION_SIZE};
+    Tensor *x = tensor_new(&w.tp, 4, shape, "x");
+    inception_hash_fill(x->data, x->numel, 5000, 0.5f);
+    for (int64_t i = 0; i < x->numel; i++) x->data[i] += 0.5f;
+    Tensor *pool3, *logits;
+    double t0 = core_now();
+    inception_forward(&w.tp, net, inception_preprocess(&w.tp, x, EVAL_CONV_PYTORCH_FID), &pool3, &logits);
+    printf("inception 2 x 299: %.2f s, arena peak %.0f MB\n", core_now() - t0, w.arena.peak / 1e6);
+    check_out("pool3 (299)", pool3, golden_tensor(&w.tp, &st, "pool3"), 1e-4);
+    check_out("logits (299)", logits, golden_tensor(&w.tp, &st, "logits"), 1e-4);
+    work_free(&w);
+    safetensors_close(&st);
+}
+END_TEST
+
+static uint64_t splitmix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+START_TEST(test_inception_small_u8) {
+    SafeTensors st;
+    golden_open(&st, "inception_small");
+    Work w;
+    work_init(&w);
+    Inception *net = hash_net();
+    int H = 64, W = 80;
+    uint8_t *px = malloc((size_t)H * W * 3);
+    for (int i = 0; i < H * W * 3; i++) px[i] = (uint8_t)(splitmix64(((uint64_t)5001 << 40) + (uint64_t)i) >> 56);
+    Tensor *pool3, *logits;
+    // pixels (NHWC uint8) -> pytorch-fid's preprocessing -> network
+    inception_forward(&w.tp, net, inception_preprocess_u8(&w.tp, px, 1, H, W, 3, EVAL_CONV_PYTORCH_FID), &pool3, &logits);
+    check_out("pool3 (64x80 u8)", pool3, golden_tensor(&w.tp, &st, "pool3"), 1e-4);
+    check_out("logits (64x80 u8)", logits, golden_tensor(&w.tp, &st, "logits"), 1e-4);
+    // the float entry point, [0, 1] NCHW
+    int shape[4] = {1, 3, H, W};
+    Tensor *x = tensor_new(&w.tp, 4, shape, "x01");
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < H * W; k++) x->data[c * H * W + k] = (float)px[k * 3 + c] / 255.0f;
+    inception_forward(&w.tp, net, inception_preprocess(&w.tp, x, EVAL_CONV_PYTORCH_FID), &pool3, NULL);
+    check_out("pool3 (64x80 float)", pool3, golden_tensor(&w.tp, &st, "pool3"), 1e-4);
+    // pMF's JAX convention: (x - 128) / 128 after the same resize
+    inception_forward(&w.tp, net, inception_preprocess_u8(&w.tp, px, 1, H, W, 3, EVAL_CONV_PMF_JAX), &pool3, NULL);
+    check_out("pool3 (64x80 pmf-jax)", pool3, golden_tensor(&w.tp, &st, "pool3_pmf"), 1e-4);
+    free(px);
+    work_free(&w);
+    safetensors_close(&st);
+}
+END_TEST
+
+// Closed forms of the preprocessing: a constant image stays constant under every resize; the
+// TF1 resize maps output pixel j to input j * in / out exactly when that is an integer.
+START_TEST(test_preprocess_conventions) {
+    Work w;
+    work_init(&w);
+    int H = 23, W = 46;
+    uint8_t *px = malloc((size_t)H * W * 3);
+    memset(px, 200, (size_t)H * W * 3);
+    EvalConvention cs[3] = {EVAL_CONV_PYTORCH_FID, EVAL_CONV_PMF_JAX, EVAL_CONV_TORCH_FIDELITY};
+    double want[3] = {2.0 * 200.0 / 255.0 - 1.0, (200.0 - 128.0) / 128.0, (200.0 - 128.0) / 128.0};
+    for (int k = 0; k < 3; k++) {
+        Tensor *x = inception_preprocess_u8(&w.tp, px, 1, H, W, 3, cs[k]);
+        ck_assert(x->shape[2] == INCEPTION_SIZE && x->shape[3] == INCEPTION_SIZE);
+        for (int64_t i = 0; i < x->numel; i++)
+            ck_assert_msg(fabs(x->data[i] - want[k]) < 1e-6, "%s: %g vs %g", eval_convention_name(cs[k]), x->data[i], want[k]);
+    }
+    // gray input is repeated to RGB; a horizontal ramp x = column under TF1 resizing from 299 * 2
+    int W2 = 2 * INCEPTION_SIZE;
+    uint8_t *g = malloc((size_t)W2);
+    for (int j = 0; j < W2; j++) g[j] = (uint8_t)(j % 251);
+    Tensor *x = inception_preprocess_u8(&w.tp, g, 1, 1, W2, 1, EVAL_CONV_TORCH_FIDELITY);
+    for (int c = 0; c < 3; c++)
+        for (int j = 0; j < INCEPTION_SIZE; j++) {
+            float v = x->data[((size_t)c * INCEPTION_SIZE + 5) * INCEPTION_SIZE + j];
+            ck_assert_msg(fabs(v - ((2 * j) % 251 - 128.0) / 128.0) < 1e-6, "tf1 col %d: %g", j, v);
+        }
+    EvalConvention c;
+    ck_assert(eval_convention_parse("torch-fidelity", &c) == 0 && c == EVAL_CONV_TORCH_FIDELITY);
+    ck_assert(eval_convention_parse("nope", &c) == -1);
+    free(px), free(g);
+    work_free(&w);
+}
+END_TEST
+
+START_TEST(test_missing_weights_message) {
+    Inception net;
+    inception_init(&net);
+    ck_assert(inception_load(&net, "/nonexistent/inception.safetensors") == -1);
+    ck_assert_msg(strstr(core_last_error(), "tools/convert_inception.py"), "message: %s", core_last_error());
+    inception_free(&net);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline: PNG folder and HDF5 file of the same pixels
+
+#define PIPE_N 13
+#define PIPE_S 6
+#define PIPE_DIM 5
+
+// A cheap deterministic feature network: per-image channel means, a corner pixel and a product.
+static int toy_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat, float *logits) {
+    (void)ctx, (void)logits;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *im = px + (size_t)i * H * W * C;
+        double m[3] = {0, 0, 0};
+        for (int k = 0; k < H * W; k++)
+            for (int c = 0; c < C; c++) m[c] += im[k * C + c];
+        for (int c = 0; c < 3; c++) feat[i * PIPE_DIM + c] = (float)(m[c < C ? c : 0] / (H * W) / 255.0);
+        feat[i * PIPE_DIM + 3] = im[0] / 255.0f;
+        feat[i * PIPE_DIM + 4] = feat[i * PIPE_DIM] * feat[i * PIPE_DIM + 1];
+    }
+    return 0;
+}
+
+static uint8_t pipe_px(int i, int k) { return (uint8_t)(splitmix64(((uint64_t)77 << 40) + (uint64_t)(i * 1000 + k)) >> 56); }
+
+static void write_png(const char *path, const uint8_t *rgb, int S) {
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = im.height = (png_uint_32)S;
+    im.format = PNG_FORMAT_RGB;
+    ck_assert(png_image_write_to_file(&im, path, 0, rgb, 0, NULL));
+}
+
+START_TEST(test_pipeline_png_hdf5) {
+    char dir[] = "/tmp/pmf_test_eval_XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char pngdir[1100], h5[1100], f[1200];
+    snprintf(pngdir, sizeof pngdir, "%s/png", dir);
+    snprintf(h5, sizeof h5, "%s/samples.h5", dir);
+    mkdir(pngdir, 0700);
+    uint8_t *all = malloc((size_t)PIPE_N * PIPE_S * PIPE_S * 3);
+    for (int i = 0; i < PIPE_N; i++) {
+        for (int k = 0; k < PIPE_S * PIPE_S * 3; k++) all[(size_t)i * PIPE_S * PIPE_S * 3 + k] = pipe_px(i, k);
+        snprintf(f, sizeof f, "%s/%05d.png", pngdir, i);
+        write_png(f, all + (size_t)i * PIPE_S * PIPE_S * 3, PIPE_S);
+    }
+    hid_t file = H5Fcreate(h5, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[4] = {PIPE_N, PIPE_S, PIPE_S, 3};
+    hid_t sp = H5Screate_simple(4, dims, NULL);
+    hid_t ds = H5Dcreate2(file, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
+    H5Dclose(ds), H5Sclose(sp), H5Fclose(file);
+
+    // expected: the features of the pixels computed here, statistics in double by hand
+    float feat[PIPE_N * PIPE_DIM];
+    toy_fn(NULL, all, PIPE_N, PIPE_S, PIPE_S, 3, feat, NULL);
+    double mu[PIPE_DIM] = {0}, cov[PIPE_DIM * PIPE_DIM] = {0};
+    for (int i = 0; i < PIPE_N; i++)
+        for (int a = 0; a < PIPE_DIM; a++) mu[a] += feat[i * PIPE_DIM + a] / (double)PIPE_N;
+    for (int i = 0; i < PIPE_N; i++)
+        for (int a = 0; a < PIPE_DIM; a++)
+            for (int b = 0; b < PIPE_DIM; b++)
+                cov[a * PIPE_DIM + b] += (feat[i * PIPE_DIM + a] - mu[a]) * (feat[i * PIPE_DIM + b] - mu[b]) / (PIPE_N - 1.0);
+
+    EvalFeatureNet net = {"toy", PIPE_DIM, 0, toy_fn, NULL};
+    EvalRunConfig cfg;
+    eval_run_config_default(&cfg);
+    cfg.batch = 4;   // 13 = 4 + 4 + 4 + 1
+    cfg.progress = 0;
+    const char *paths[2] = {pngdir, h5};
+    for (int p = 0; p < 2; p++) {
+        EvalRunResult r;
+        ck_assert_msg(eval_stats_from_path(paths[p], &net, &cfg, &r) == 0, "%s", core_last_error());
+        ck_assert(r.n_images == PIPE_N && !r.from_npz);
+        ck_assert(compare_rel_d(p ? "hdf5 mu" : "png mu", r.stats.mu, mu, PIPE_DIM) < 1e-12);
+        ck_assert(compare_rel_d(p ? "hdf5 sigma" : "png sigma", r.stats.sigma, cov, PIPE_DIM * PIPE_DIM) < 1e-10);
+        // --save-stats: the npz written and read back gives the same statistics
+        snprintf(f, sizeof f, "%s/stats%d.npz", dir, p);
+        ck_assert(eval_stats_save_npz(f, &r.stats) == 0);
+        EvalRunResult back;
+        ck_assert_msg(eval_stats_from_path(f, &net, &cfg, &back) == 0, "%s", core_last_error());
+        ck_assert(back.from_npz && !memcmp(back.stats.sigma, r.stats.sigma, sizeof cov));
+        EvalFrechet fr;
+        ck_assert(eval_frechet(&r.stats, &back.stats, &fr) == 0 && fabs(fr.distance) < 1e-12);
+        eval_run_result_free(&back);
+        unlink(f);
+        eval_run_result_free(&r);
+    }
+    // max_images, and errors that name the input
+    cfg.max_images = 5;
+    EvalRunResult r;
+    ck_assert(eval_stats_from_path(h5, &net, &cfg, &r) == 0 && r.n_images == 5);
+    eval_run_result_free(&r);
+    ck_assert(eval_stats_from_path("/nonexistent/x", &net, &cfg, &r) == -1);
+    ck_assert_msg(strstr(core_last_error(), "/nonexistent/x"), "message: %s", core_last_error());
+    snprintf(f, sizeof f, "%s/notes.jpg", pngdir);
+    FILE *j = fopen(f, "w");
+    fclose(j);
+    ck_assert(eval_stats_from_path(pngdir, &net, &cfg, &r) == -1);
+    ck_assert_msg(strstr(core_last_error(), "only PNG"), "message: %s", core_last_error());
+    unlink(f);
+    for (int i = 0; i < PIPE_N; i++) {
+        snprintf(f, sizeof f, "%s/%05d.png", pngdir, i);
+        unlink(f);
+    }
+    rmdir(pngdir);
+    unlink(h5);
+    rmdir(dir);
+    free(all);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("eval");
+    TCase *tc = tcase_create("eval");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_npz_numpy_savez);
+    tcase_add_test(tc, test_npz_numpy_savez_compressed);
+    tcase_add_test(tc, test_npz_c_roundtrip);
+    tcase_add_test(tc, test_fid_full_rank);
+    tcase_add_test(tc, test_fid_rank_deficient);
+    tcase_add_test(tc, test_fid_closed_form);
+    tcase_add_test(tc, test_inception_score);
+    tcase_add_test(tc, test_preprocess_conventions);
+    tcase_add_test(tc, test_missing_weights_message);
+    tcase_add_test(tc, test_pipeline_png_hdf5);
+    tcase_add_test(tc, test_inception_hash_weights);
+    tcase_add_test(tc, test_inception_299);
+    tcase_add_test(tc, test_inception_small_u8);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
