@@ -7,7 +7,7 @@ Run with Debian's interpreter (/usr/bin/python3, python3-torch):
   /usr/bin/python3 tools/convert_weights.py lpips-lin vgg.pth lpips_v0.1_vgg_lin.safetensors
   /usr/bin/python3 tools/convert_weights.py lpips-lin alex.pth lpips_v0.1_alex_lin.safetensors
   /usr/bin/python3 tools/convert_weights.py convnextv2 ...     (not yet)
-  /usr/bin/python3 tools/convert_weights.py inception ...      (not yet)
+  /usr/bin/python3 tools/convert_weights.py inception IN.pth OUT (runs tools/convert_inception.py)
 
 Tensor names written (all float32, row-major, PyTorch layouts), read by perceptual/*.c:
 
@@ -126,7 +126,8 @@ def main(argv):
     if cmd in ("convnextv2", "convnext"):
         _not_yet("ConvNeXt-V2 (facebook/convnextv2-base-22k-224)")
     if cmd in ("inception", "pytorch-fid"):
-        _not_yet("pytorch-fid's InceptionV3 (pt_inception-2015-12-05)")
+        # eval/ reads pytorch-fid's InceptionV3 through its own converter
+        os.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert_inception.py")] + argv[2:])
     if cmd not in ("vgg16", "lpips-lin") or len(argv) != 4:
         sys.exit("usage: convert_weights.py {vgg16|lpips-lin} IN.pth OUT.safetensors (see --help)")
     src, dst = argv[2], argv[3]
