@@ -15,7 +15,9 @@ static void usage(void) {
     fprintf(stderr,
             "usage: pmf_prepare (--imagenet TRAIN_DIR | --folder DIR --labels FILE | --fashion-mnist [DIR])\n"
             "                   --res N --out DIR [--split train|t10k] [--shard-size N] [--threads N]\n"
-            "                   [--max-pixels N] [--limit N] [--quiet]\n");
+            "                   [--max-pixels N] [--limit N] [--quiet] [--pad-small]\n"
+            "  --pad-small        centre images no larger than --res on a black canvas instead of\n"
+            "                     upscaling them (pmf_train's Fashion-MNIST convention: 28 on 32)\n");
 }
 
 int main(int argc, char **argv) {
@@ -39,6 +41,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-pixels") && has_v) cfg.max_pixels = atoll(v), i++;
         else if (!strcmp(a, "--limit") && has_v) cfg.limit = atoll(v), i++;
         else if (!strcmp(a, "--quiet")) cfg.progress = 0;
+        else if (!strcmp(a, "--pad-small")) cfg.pad_small = 1;
         else {
             fprintf(stderr, "pmf_prepare: unknown or incomplete flag '%s'\n", a);
             usage();

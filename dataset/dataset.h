@@ -127,6 +127,9 @@ typedef struct DsPrepareConfig {
     int64_t limit;            // use only the first `limit` items (0: all)
     int threads;              // decode threads (0: OpenMP default)
     int progress;             // 1: progress bar on stderr
+    int pad_small;            // 1: an image no larger than the resolution is centred on a black
+                              // canvas instead of upscaled (pmf_train's built-in convention:
+                              // Fashion-MNIST's 28 x 28 on 32 x 32)
 } DsPrepareConfig;
 
 typedef struct DsPrepareStats {

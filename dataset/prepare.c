@@ -249,17 +249,27 @@ static void source_free(Source *src) {
     idx_free_images(&src->fm);
 }
 
+// The ADM centre crop, or with pad_small an image that fits centred on a black canvas.
+static int crop_or_pad(const DsPrepareConfig *cfg, const DsImage *im, uint8_t *dst, const char *name) {
+    int R = cfg->resolution;
+    if (!cfg->pad_small || im->w > R || im->h > R) return ds_center_crop(im, R, dst, name);
+    int oy = (R - im->h) / 2, ox = (R - im->w) / 2;
+    memset(dst, 0, (size_t)R * R * im->c);
+    for (int y = 0; y < im->h; y++)
+        memcpy(dst + ((size_t)(y + oy) * R + ox) * im->c, im->px + (size_t)y * im->w * im->c, (size_t)im->w * im->c);
+    return 0;
+}
+
 // Decodes and crops item i into dst. Returns 0, 1 (converted, message in msg) or -1 (skip, msg).
 static int load_item(const Source *src, const DsPrepareConfig *cfg, int64_t i, int channels, uint8_t *dst,
                      char *msg, size_t msg_len) {
     DsImage im;
-    int R = cfg->resolution;
     if (src->fm.pixels) {
         im = (DsImage){.w = src->fm.w, .h = src->fm.h, .c = 1,
                        .px = src->fm.pixels + (size_t)i * src->fm.w * src->fm.h};
         char name[64];
         snprintf(name, sizeof name, "fashion-mnist item %lld", (long long)i);
-        if (ds_center_crop(&im, R, dst, name)) {
+        if (crop_or_pad(cfg, &im, dst, name)) {
             snprintf(msg, msg_len, "%s", core_last_error());
             return -1;
         }
@@ -271,7 +281,7 @@ static int load_item(const Source *src, const DsPrepareConfig *cfg, int64_t i, i
         return -1;
     }
     int rc = 0;
-    if (ds_center_crop(&im, R, dst, path)) {
+    if (crop_or_pad(cfg, &im, dst, path)) {
         snprintf(msg, msg_len, "%s", core_last_error());
         rc = -1;
     } else if (im.converted) {
@@ -319,7 +329,8 @@ static int write_shard(const Source *src, const DsPrepareConfig *cfg, const char
     int R = cfg->resolution;
     size_t isz = (size_t)R * R * channels;
     DsShardMeta meta = {.resolution = R, .channels = channels, .first_index = first, .source = src->desc,
-                        .crop_method = "adm_center_crop (guided-diffusion center_crop_arr: BOX /2, BICUBIC, crop)",
+                        .crop_method = cfg->pad_small ? "pad_small (smaller images centred on black), else adm_center_crop"
+                                        : "adm_center_crop (guided-diffusion center_crop_arr: BOX /2, BICUBIC, crop)",
                         .n_classes = src->classes.n, .class_names = (const char *const *)src->classes.s};
     DsShardWriter *w = ds_shard_writer_open(path, &meta);
     if (!w) return -1;

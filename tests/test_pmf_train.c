@@ -104,7 +104,7 @@ END_TEST
 START_TEST(resume_is_bit_exact_from_shards) {
     char dir[] = "/tmp/pmf_shards_XXXXXX";
     ck_assert(mkdtemp(dir) != NULL);
-    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, 40, 1, 0};
+    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, 40, 1, 0, 1};
     DsPrepareStats ps;
     ck_assert_msg(ds_prepare(&pc, &ps) == 0, "%s", core_last_error());
     ck_assert_int_eq((int)ps.written, 40);
