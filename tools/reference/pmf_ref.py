@@ -80,6 +80,8 @@ def preset(name):
         c = dict(img=8, C=1, p=4, D=16, heads=2, shared=1, head=1, bottleneck=8, classes=3, noise_scale=1.0)
     elif name == "S/4":
         c = dict(img=32, C=1, p=4, D=192, heads=4, shared=2, head=4, bottleneck=32, classes=10, noise_scale=1.0)
+    elif name == "XS/4":   # the default run's model (configs/fmnist_default.yml)
+        c = dict(img=32, C=1, p=4, D=96, heads=2, shared=1, head=2, bottleneck=32, classes=10, noise_scale=1.0)
     else:
         size, patch = name.split("/")
         D, heads, shared, bn = {"B": (768, 12, 8, 128), "L": (1024, 16, 24, 128), "H": (1280, 16, 40, 256)}[size]
