@@ -1,6 +1,8 @@
 // cli/pmf_train.c: train a pMF generator. Thin: flags and YAML become a PmfTrainConfig, then
-// pmf_train_run does the work.
+// pmf_train_run does the work; under mpirun each process is one data parallel rank
+// (docs/cluster.md).
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pmf/pmf.h"
@@ -15,6 +17,7 @@ static const struct {
     {"--seed", "training.seed"}, {"--out", "out"}, {"--resume", "load_from"}, {"--threads", "training.threads"},
     {"--omega", "sampling.omega"}, {"--log-every", "training.log_per_step"},
     {"--checkpoint-every", "training.checkpoint_per_step"}, {"--sample-every", "training.sample_per_step"},
+    {"--mpi-timeout", "training.mpi_timeout"},
 };
 
 static void usage(FILE *f) {
@@ -23,7 +26,9 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) fprintf(f, "  %-20s %s\n", flags[i].flag, flags[i].key);
     fprintf(f, "  --print-model        print parameter counts and GMACs of the paper's presets and this model, then exit\n"
                "Example: pmf_train --res 512 --patch 32   (the paper's B/32)\n"
-               "         pmf_train --model S/4 --steps 2000 --batch 64 --out runs/fmnist\n");
+               "         pmf_train --model S/4 --steps 2000 --batch 64 --out runs/fmnist\n"
+               "         mpirun -np 4 pmf_train --model S/4 --batch 256 --out runs/fmnist   (data parallel:\n"
+               "         the global batch 256 is split over 4 ranks; docs/cluster.md)\n");
 }
 
 int main(int argc, char **argv) {
@@ -85,7 +90,12 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (print_model) {
+    // One rank, or MPI_Init when mpirun / srun started this process (a build without MPI refuses).
+    if (pmf_dist_init(&argc, &argv)) {
+        fprintf(stderr, "pmf_train: %s\n", core_last_error());
+        return 2;
+    }
+    if (print_model && pmf_dist_rank() == 0) {
         static const char *papers[] = {"B/16", "L/16", "H/16", "B/32", "L/32", "H/32"};
         printf("%-6s %8s %12s %12s %10s %12s\n", "model", "image", "params inf", "params train", "GMACs fwd", "GMACs train*");
         for (int i = 0; i < 6; i++) {
@@ -101,7 +111,12 @@ int main(int argc, char **argv) {
     }
     if (pmf_train_config_finish(&cfg)) {
         fprintf(stderr, "pmf_train: %s\n", core_last_error());
+        pmf_dist_finalize();
         return 2;
     }
-    return pmf_train_run(&cfg, print_model);
+    int rc = pmf_train_run(&cfg, print_model);
+    // A rank that failed alone would leave the others waiting in a collective: end them all.
+    if (rc && pmf_dist_world() > 1) pmf_dist_abort(rc, "training failed on this rank (see above)");
+    pmf_dist_finalize();
+    return rc;
 }

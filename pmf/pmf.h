@@ -195,6 +195,7 @@ typedef struct PmfTrainConfig {
     int log_per_step, checkpoint_per_step, sample_per_step;
     uint64_t seed;
     int threads;
+    float mpi_timeout;        // training.mpi_timeout: seconds a rank waits for the others (MPI)
     // sampling during training
     int num_steps;
     float omega, t_min, t_max;
@@ -271,5 +272,29 @@ void pmf_perceptual_begin_step(PmfPerceptual *p, int64_t step);   // seeds the s
 void pmf_perceptual_close(PmfPerceptual *p);
 
 int pmf_train_run(PmfTrainConfig *cfg, int print_model_only);
+
+// ---------------------------------------------------------------------------------------------
+// Data parallel training (pmf/dist.c, docs/cluster.md): under `mpirun -np N` each rank trains on
+// its share of every global batch, gradients are summed over the ranks, and every rank takes the
+// same optimizer step. Without MPI built in (PMF_WITH_MPI) the world is one rank and the
+// collectives do nothing. Collectives run under a watchdog: waiting longer than the timeout
+// (training.mpi_timeout, default 600 s) or an MPI error stops the whole job with a message.
+// Test hook: PMF_DIST_FAULT=hang:R:K / exit:R:K (rank R hangs / exits before its K-th collective).
+// MPI_Init when launched by mpirun/srun (else one rank); -1 with a message when a multi-rank
+// launch finds no MPI in this build.
+int pmf_dist_init(int *argc, char ***argv);
+void pmf_dist_finalize(void);
+int pmf_dist_built(void);                      // 1 if this build has MPI
+int pmf_dist_rank(void);
+int pmf_dist_world(void);
+void pmf_dist_set_timeout(double seconds);
+double pmf_dist_timeout(void);
+void pmf_dist_sum_f32(float *x, int64_t n, const char *what);   // in place; `what` names it in errors
+void pmf_dist_sum_f64(double *x, int n, const char *what);
+int pmf_dist_any(int flag, const char *what);                    // 1 if any rank's flag is set
+void pmf_dist_barrier(const char *what);
+int pmf_dist_same_u64(uint64_t v, const char *what);             // 1 if every rank holds the same v
+uint64_t pmf_dist_state_hash(const PmfTrainState *s);            // parameters, optimizer, EMAs, step
+void pmf_dist_abort(int code, const char *why);                  // prints why, ends every rank
 
 #endif

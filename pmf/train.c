@@ -91,6 +91,27 @@ static const char *nonfinite_grad(const ParamStore *ps, double *norm) {
     return NULL;
 }
 
+// This rank's rows of the global batch's noise: rows rank, rank + world, ... (the rows of the
+// data it takes), copied to arena memory. With one rank, the batch's noise itself.
+static PmfStepNoise noise_rows(Tape *tp, const PmfStepNoise *all, int64_t numel, int rank, int world) {
+    if (world == 1) return *all;
+    int n = all->B / world;
+    PmfStepNoise my = {0};
+    my.B = n, my.e = tape_alloc(tp, (size_t)n * numel * sizeof(float));
+    float **f[5] = {&my.t, &my.r, &my.t_min, &my.t_max, &my.omega};
+    float *const src[5] = {all->t, all->r, all->t_min, all->t_max, all->omega};
+    for (int k = 0; k < 5; k++) *f[k] = tape_alloc(tp, (size_t)n * sizeof(float));
+    my.fm = tape_alloc(tp, (size_t)n);
+    my.drop = tape_alloc(tp, (size_t)n);
+    for (int b = 0; b < n; b++) {
+        int g = rank + b * world;
+        memcpy(my.e + (size_t)b * numel, all->e + (size_t)g * numel, (size_t)numel * sizeof(float));
+        for (int k = 0; k < 5; k++) (*f[k])[b] = src[k][g];
+        my.fm[b] = all->fm[g], my.drop[b] = all->drop[g];
+    }
+    return my;
+}
+
 // 1-NFE samples of every class from fixed noise (the same every time, so grids compare), with
 // the parameters `params` swapped in (e.g. an EMA).
 static int write_samples(const char *path, PmfModel *m, Tape *tp, const PmfTrainConfig *c, const float *params,
@@ -135,9 +156,9 @@ static void plot_losses(const char *out) {
 }
 
 // A shard folder must hold images of the model's geometry and no more classes than its table.
-// Sets d->n to the images per epoch (the stream reads them itself).
-static int check_shards(const PmfTrainConfig *cfg, TrainData *d) {
-    DsStreamConfig sc = {cfg->data, cfg->batch_size, cfg->seed, 0, 0, 0, 1, 1};
+// Sets d->n to the images per epoch over all ranks (the stream reads them itself).
+static int check_shards(const PmfTrainConfig *cfg, TrainData *d, int rank, int world) {
+    DsStreamConfig sc = {cfg->data, cfg->batch_size / world, cfg->seed, 0, 0, rank, world, 1};
     DsStream *s = ds_stream_open(&sc, NULL);
     if (!s) return -1;
     int c, h, w;
@@ -150,6 +171,7 @@ static int check_shards(const PmfTrainConfig *cfg, TrainData *d) {
                        cfg->data, h, w, c, cfg->model.img_size, cfg->model.img_size, cfg->model.channels);
         return -1;
     }
+    per_epoch *= world;   // the stream counts this rank's images; every rank gets as many
     d->n = (int)(per_epoch < 2147483647 ? per_epoch : 2147483647);
     d->C = c, d->S = h, d->classes = cfg->model.num_classes;
     return 0;
@@ -169,6 +191,19 @@ static int make_dirs(const char *path) {
     return access(buf, W_OK);
 }
 
+// Data parallel ranks hold the same bits (the same summed gradient, the same step on each); this
+// checks it, before every checkpoint, by a hash of parameters, optimizer state and EMAs. 0 with a
+// message if they diverged. *hash (if not NULL) gets this rank's hash.
+static int same_on_all_ranks(const PmfTrainState *s, int world, uint64_t *hash) {
+    if (world == 1) return 1;
+    uint64_t h = pmf_dist_state_hash(s);
+    if (hash) *hash = h;
+    if (pmf_dist_same_u64(h, "the parameter check")) return 1;
+    fprintf(stderr, "\npmf_train: rank %d: after step %" PRId64 " the ranks' parameters or optimizer states differ; "
+                    "not writing a checkpoint\n", pmf_dist_rank(), s->step);
+    return 0;
+}
+
 static double rss_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -177,12 +212,17 @@ static double rss_mb(void) {
 
 int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     PmfConfig *mc = &cfg->model;
-    printf("pmf_train: model %s: %dx%dx%d images, patch %d (%d tokens), dim %d, %d heads, depth %d+%d (+%d v-head), %s-prediction\n",
-           cfg->model_str, mc->img_size, mc->img_size, mc->channels, mc->patch,
-           (mc->img_size / mc->patch) * (mc->img_size / mc->patch), mc->dim, mc->heads, mc->depth_shared,
-           mc->depth_head, mc->depth_head, mc->pred == PMF_PRED_U ? "u" : "x");
-    printf("pmf_train: %.3fM parameters for inference, %.3fM for training; %.2f GMACs per forward\n",
-           pmf_param_count(mc, 0) / 1e6, pmf_param_count(mc, 1) / 1e6, pmf_forward_macs(mc) / 1e9);
+    // Data parallel (pmf/dist.c): this rank's share of every global batch; rank 0 alone logs and
+    // writes files. One rank without MPI.
+    int rank = pmf_dist_rank(), world = pmf_dist_world(), lead = rank == 0;
+    if (lead) {
+        printf("pmf_train: model %s: %dx%dx%d images, patch %d (%d tokens), dim %d, %d heads, depth %d+%d (+%d v-head), %s-prediction\n",
+               cfg->model_str, mc->img_size, mc->img_size, mc->channels, mc->patch,
+               (mc->img_size / mc->patch) * (mc->img_size / mc->patch), mc->dim, mc->heads, mc->depth_shared,
+               mc->depth_head, mc->depth_head, mc->pred == PMF_PRED_U ? "u" : "x");
+        printf("pmf_train: %.3fM parameters for inference, %.3fM for training; %.2f GMACs per forward\n",
+               pmf_param_count(mc, 0) / 1e6, pmf_param_count(mc, 1) / 1e6, pmf_forward_macs(mc) / 1e9);
+    }
     if (print_model_only) return 0;
     // Data: the built-in Fashion-MNIST in memory, or a folder of HDF5 shards (pmf_prepare) streamed.
     TrainData data = {0};
@@ -191,16 +231,29 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         fprintf(stderr, "pmf_train: %s\n", core_last_error());
         return 1;
     }
-    if (!builtin && check_shards(cfg, &data)) {
+    if (!builtin && check_shards(cfg, &data, rank, world)) {
         fprintf(stderr, "pmf_train: %s\n", core_last_error());
         return 1;
     }
     core_set_threads(cfg->threads);
-    if (make_dirs(cfg->out)) {
+    pmf_dist_set_timeout(cfg->mpi_timeout);
+    if (lead && make_dirs(cfg->out)) {
         fprintf(stderr, "pmf_train: cannot create the output folder '%s'\n", cfg->out);
         return 1;
     }
-    int B = cfg->batch_size, MB = cfg->micro_batch ? cfg->micro_batch : B;
+    // B is the global batch: each of the `world` ranks takes BL = B / world rows of it, in
+    // micro-batches of MB.
+    if (cfg->batch_size % world) {
+        fprintf(stderr, "pmf_train: key 'training.batch_size' = %d (the global batch) does not split evenly over %d ranks\n",
+                cfg->batch_size, world);
+        return 1;
+    }
+    int B = cfg->batch_size, BL = B / world, MB = cfg->micro_batch ? cfg->micro_batch : BL;
+    if (MB > BL || BL % MB) {
+        fprintf(stderr, "pmf_train: key 'training.micro_batch' = %d does not divide the per-rank batch %d (training.batch_size %d over %d ranks)\n",
+                MB, BL, B, world);
+        return 1;
+    }
     int64_t steps_per_epoch = data.n / B;   // drop_last, as the released input pipeline
     if (steps_per_epoch < 1) {
         fprintf(stderr, "pmf_train: batch %d is larger than the %d training images\n", B, data.n);
@@ -228,32 +281,37 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
             fprintf(stderr, "pmf_train: cannot resume: %s\n", core_last_error());
             return 1;
         }
-        printf("pmf_train: resumed from %s at step %" PRId64 "\n", cfg->load_from, state.step);
+        if (lead) printf("pmf_train: resumed from %s at step %" PRId64 "\n", cfg->load_from, state.step);
     }
     DsStream *stream = NULL;
     int32_t *yb32 = NULL;
     if (!builtin) {
-        DsStreamConfig sc = {cfg->data, cfg->batch_size, cfg->seed, 0, 0, 0, 1, 0};
+        // Every rank's stream hands out as many images per epoch, so rank 0's position (in the
+        // checkpoint) is each rank's position in its own order.
+        DsStreamConfig sc = {cfg->data, BL, cfg->seed, 0, 0, rank, world, 0};
         DsStreamPos pos = {state.data_epoch, state.data_index};
         stream = ds_stream_open(&sc, &pos);
         if (!stream) {
             fprintf(stderr, "pmf_train: %s\n", core_last_error());
             return 1;
         }
-        yb32 = core_malloc((size_t)cfg->batch_size * sizeof(int32_t), "batch labels");
+        yb32 = core_malloc((size_t)BL * sizeof(int32_t), "batch labels");
     }
-    snprintf(path, sizeof path, "%s/config.yaml", cfg->out);
-    FILE *cf = fopen(path, "w");
-    if (cf) fputs(yaml, cf), fclose(cf);
-    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
-    FILE *jl = fopen(path, state.step ? "a" : "w");
-    snprintf(path, sizeof path, "%s/metrics.tsv", cfg->out);
-    FILE *tsv = fopen(path, state.step ? "a" : "w");
-    if (!jl || !tsv) {
-        fprintf(stderr, "pmf_train: cannot write metrics in '%s'\n", cfg->out);
-        return 1;
+    FILE *jl = NULL, *tsv = NULL;
+    if (lead) {
+        snprintf(path, sizeof path, "%s/config.yaml", cfg->out);
+        FILE *cf = fopen(path, "w");
+        if (cf) fputs(yaml, cf), fclose(cf);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+        jl = fopen(path, state.step ? "a" : "w");
+        snprintf(path, sizeof path, "%s/metrics.tsv", cfg->out);
+        tsv = fopen(path, state.step ? "a" : "w");
+        if (!jl || !tsv) {
+            fprintf(stderr, "pmf_train: cannot write metrics in '%s'\n", cfg->out);
+            return 1;
+        }
+        if (!state.step) fprintf(tsv, "# step\tloss\tloss_u\tloss_v\tgrad_norm\tlr\n");
     }
-    if (!state.step) fprintf(tsv, "# step\tloss\tloss_u\tloss_v\tgrad_norm\tlr\n");
 
     Arena arena, step_arena;
     arena_init(&arena, 64 << 20);
@@ -269,30 +327,35 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     }
     int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
     int *order = core_malloc((size_t)data.n * sizeof(int), "epoch order");
-    float *xb = core_malloc((size_t)B * numel * sizeof(float), "batch");
-    int *yb = core_malloc((size_t)B * sizeof(int), "batch labels");
+    float *xb = core_malloc((size_t)BL * numel * sizeof(float), "batch");
+    int *yb = core_malloc((size_t)BL * sizeof(int), "batch labels");
     int64_t order_epoch = -1;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    int tty = isatty(fileno(stdout));
-    printf("pmf_train: %" PRId64 " steps of batch %d (micro-batch %d), %s, lr %g, %d threads -> %s\n", total, B, MB,
-           cfg->optimizer, cfg->learning_rate, core_threads(), cfg->out);
+    int tty = lead && isatty(fileno(stdout));
+    if (lead)
+        printf("pmf_train: %" PRId64 " steps of batch %d (micro-batch %d), %s, lr %g, %d threads -> %s\n", total, B, MB,
+               cfg->optimizer, cfg->learning_rate, core_threads(), cfg->out);
+    if (lead && world > 1)
+        printf("pmf_train: %d ranks (MPI), %d images per rank per step, gradients all-reduced (%.1f MB), watchdog %g s\n",
+               world, BL, model.ps.total * 4.0 / 1048576.0, pmf_dist_timeout());
     double t_start = core_now(), t_log = t_start;
     // Phase times, summed over every step but the run's first (which also allocates the arena).
-    double sec_guid = 0, sec_jvp = 0, sec_back = 0, sec_opt = 0;
+    double sec_guid = 0, sec_jvp = 0, sec_back = 0, sec_opt = 0, sec_comm = 0;
     int64_t first_step = state.step, timed_steps = 0;
     int64_t step_log = state.step;
-    int rc = 0;
-    while (state.step < total && !stop_requested) {
+    int rc = 0, stop = 0;   // stop: a signal reached some rank (all ranks agree, after a step)
+    while (state.step < total && !stop) {
         int64_t step = state.step;
-        // Batch: rows [i*B, (i+1)*B) of the epoch's order.
+        // Batch: this rank's rows rank, rank + world, ... of rows [i*B, (i+1)*B) of the epoch's
+        // order (the stream deals its images to ranks the same way).
         if (stream) {
             if (ds_stream_next(stream, xb, yb32)) {
                 fprintf(stderr, "\npmf_train: step %" PRId64 ": %s\n", step + 1, core_last_error());
                 rc = 1;
                 break;
             }
-            for (int b = 0; b < B; b++) {
+            for (int b = 0; b < BL; b++) {
                 if (yb32[b] < 0 || yb32[b] >= mc->num_classes) {
                     fprintf(stderr, "\npmf_train: label %d in '%s' is outside the model's %d classes (model.num_classes)\n",
                             yb32[b], cfg->data, mc->num_classes);
@@ -307,36 +370,46 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         } else {
             int64_t epoch = step / steps_per_epoch, first = (step % steps_per_epoch) * B;
             if (epoch != order_epoch) epoch_order(order, data.n, cfg->seed, epoch), order_epoch = epoch;
-            for (int b = 0; b < B; b++) {
-                int i = order[first + b];
+            for (int b = 0; b < BL; b++) {
+                int i = order[first + rank + b * world];
                 memcpy(xb + (size_t)b * numel, data.images + (size_t)i * numel, (size_t)numel * sizeof(float));
                 yb[b] = data.labels[i];
             }
         }
-        // Sample (t, r), conditions and noise for the whole batch at once: the micro-batches take
-        // slices, so K micro-batches see exactly what one batch of K times the size sees.
+        // Sample (t, r), conditions and noise for the whole global batch at once; the ranks take
+        // their rows and the micro-batches slices of those, so N ranks of K micro-batches see
+        // exactly what one batch of N K times the size sees.
         tape_reset(&stp);
         Rng noise;
         rng_init(&noise, cfg->seed ^ STREAM_NOISE);
         noise.offset = (uint64_t)step << 32;
         PmfStepNoise all;
         pmf_draw_noise(&stp, &noise, &obj, B, numel, &all);
+        PmfStepNoise my = noise_rows(&stp, &all, numel, rank, world);
         if (percep) pmf_perceptual_begin_step(percep, step);
         // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
         params_zero_grad(&model.ps);
         double loss = 0, lu = 0, lv = 0;
-        for (int m0 = 0; m0 < B; m0 += MB) {
+        for (int m0 = 0; m0 < BL; m0 += MB) {
             tape_reset(&tp);
-            PmfStepNoise part_n = {MB, all.e + (size_t)m0 * numel, all.t + m0, all.r + m0, all.t_min + m0,
-                                   all.t_max + m0, all.omega + m0, all.fm + m0, all.drop + m0};
+            PmfStepNoise part_n = {MB, my.e + (size_t)m0 * numel, my.t + m0, my.r + m0, my.t_min + m0,
+                                   my.t_max + m0, my.omega + m0, my.fm + m0, my.drop + m0};
             PmfLoss L = pmf_loss(&tp, &model, &obj, xb + (size_t)m0 * numel, yb + m0, &part_n);
-            float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole batch
+            float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole global batch
             double tb = core_now();
             tape_backward(&tp, L.loss, &seed_grad);
             if (step > first_step) sec_guid += L.seconds_guidance, sec_jvp += L.seconds_jvp, sec_back += core_now() - tb;
             loss += L.loss->data[0] * seed_grad;
             for (int i = 0; i < MB; i++) lu += L.L_u[i], lv += L.L_v[i];
         }
+        // All-reduce: the sum over ranks of their shares is the global batch's gradient (and
+        // loss); every rank then holds the same bits. A signal on any rank stops all of them
+        // after this step.
+        double tc = core_now(), sums[4] = {loss, lu, lv, stop_requested != 0};
+        pmf_dist_sum_f32(model.ps.grad, model.ps.total, "the gradient all-reduce");
+        pmf_dist_sum_f64(sums, 4, "the loss all-reduce");
+        loss = sums[0], lu = sums[1], lv = sums[2], stop = sums[3] > 0;
+        if (step > first_step) sec_comm += core_now() - tc;
         double gnorm = 0;
         const char *bad = !isfinite(loss) ? "the loss" : nonfinite_grad(&model.ps, &gnorm);
         if (bad) {
@@ -355,10 +428,12 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         pmf_ema_update(&ema, &model.ps, state.step, B);
         // Log.
         lu /= (double)B * numel, lv /= (double)B * numel;
-        fprintf(jl, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"loss_u\": %.6f, \"loss_v\": %.6f, \"grad_norm\": %.5g, \"lr\": %.6g}\n",
-                state.step, loss, lu, lv, gnorm, lr);
-        fprintf(tsv, "%" PRId64 "\t%.6f\t%.6f\t%.6f\t%.5g\t%.6g\n", state.step, loss, lu, lv, gnorm, lr);
-        if (state.step == 1 || state.step % cfg->log_per_step == 0 || state.step == total) {
+        if (lead) {
+            fprintf(jl, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"loss_u\": %.6f, \"loss_v\": %.6f, \"grad_norm\": %.5g, \"lr\": %.6g}\n",
+                    state.step, loss, lu, lv, gnorm, lr);
+            fprintf(tsv, "%" PRId64 "\t%.6f\t%.6f\t%.6f\t%.5g\t%.6g\n", state.step, loss, lu, lv, gnorm, lr);
+        }
+        if (lead && (state.step == 1 || state.step % cfg->log_per_step == 0 || state.step == total)) {
             fflush(jl), fflush(tsv);
             double now = core_now(), ips = (state.step - step_log) * (double)B / fmax(now - t_log, 1e-9);
             double eta = (total - state.step) * (double)B / fmax(ips, 1e-9);
@@ -372,16 +447,24 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
             t_log = now, step_log = state.step;
         }
         if (cfg->checkpoint_per_step && state.step % cfg->checkpoint_per_step == 0 && state.step < total) {
-            if (pmf_checkpoint_save(ckpt, &state)) fprintf(stderr, "\npmf_train: checkpoint failed: %s\n", core_last_error());
+            if (!same_on_all_ranks(&state, world, NULL)) {
+                rc = 1;
+                break;
+            }
+            if (lead && pmf_checkpoint_save(ckpt, &state)) fprintf(stderr, "\npmf_train: checkpoint failed: %s\n", core_last_error());
         }
-        if (cfg->sample_per_step && state.step % cfg->sample_per_step == 0) {
+        if (lead && cfg->sample_per_step && state.step % cfg->sample_per_step == 0) {
             snprintf(path, sizeof path, "%s/samples_%06" PRId64 ".png", cfg->out, state.step);
             if (write_samples(path, &model, &tp, cfg, ema.params[0], 10)) fprintf(stderr, "\npmf_train: %s\n", core_last_error());
         }
     }
     if (tty) printf("\n");
-    if (rc == 0) {
-        if (stop_requested) printf("pmf_train: stopped by signal %d at step %" PRId64 "; saving a checkpoint to resume from\n", (int)stop_requested, state.step);
+    uint64_t hash = 0;
+    if (rc == 0 && !same_on_all_ranks(&state, world, &hash)) rc = 1;
+    if (rc == 0 && lead) {
+        if (world > 1)
+            printf("pmf_train: parameters, optimizer state and EMAs identical on all %d ranks (hash %016" PRIx64 ")\n", world, hash);
+        if (stop) printf("pmf_train: stopped by a signal at step %" PRId64 "; saving a checkpoint to resume from\n", state.step);
         if (pmf_checkpoint_save(ckpt, &state)) {
             fprintf(stderr, "pmf_train: checkpoint failed: %s\n", core_last_error());
             rc = 1;
@@ -396,11 +479,11 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         printf("pmf_train: %.1f s, %.1f img/s overall\n", core_now() - t_start,
                (state.step - first_step) * (double)B / fmax(core_now() - t_start, 1e-9));
         if (timed_steps > 0) {
-            double k = 1e3 / timed_steps, tot = sec_guid + sec_jvp + sec_back + sec_opt;
+            double k = 1e3 / timed_steps, tot = sec_guid + sec_jvp + sec_back + sec_opt + sec_comm;
             printf("pmf_train: mean step (batch %d, %" PRId64 " steps): guidance forward %.0f ms, forward with tangents + loss %.0f ms, "
-                   "backward %.0f ms, optimizer %.0f ms; %.1f img/s in these phases; arena peak %.0f MB\n",
-                   B, timed_steps, sec_guid * k, sec_jvp * k, sec_back * k, sec_opt * k, B * timed_steps / fmax(tot, 1e-9),
-                   (arena.peak + step_arena.peak) / 1048576.0);
+                   "backward %.0f ms, optimizer %.0f ms, all-reduce %.0f ms; %.1f img/s in these phases; arena peak %.0f MB\n",
+                   B, timed_steps, sec_guid * k, sec_jvp * k, sec_back * k, sec_opt * k, sec_comm * k,
+                   B * timed_steps / fmax(tot, 1e-9), (arena.peak + step_arena.peak) / 1048576.0);
         }
     }
     if (jl) fclose(jl);

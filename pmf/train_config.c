@@ -78,6 +78,7 @@ static const KeySpec keys[] = {
     I("training.sample_per_step", sample_per_step),
     {"training.seed", K_U64, offsetof(PmfTrainConfig, seed), 0, NULL},
     I("training.threads", threads),
+    F("training.mpi_timeout", mpi_timeout),
     I("sampling.num_steps", num_steps),
     F("sampling.omega", omega),
     F("sampling.t_min", t_min),
@@ -102,6 +103,7 @@ void pmf_train_config_default(PmfTrainConfig *c) {
     c->model.precond = PMF_PRECOND_NONE;
     snprintf(c->perceptual, sizeof c->perceptual, "none");
     c->lpips_lambda = 0.4f, c->convnext_lambda = 0.1f, c->perceptual_max_t = 0.8f;
+    c->mpi_timeout = 600.0f;
     snprintf(c->optimizer, sizeof c->optimizer, "muon");
     snprintf(c->lr_schedule, sizeof c->lr_schedule, "const");
     c->learning_rate = 1e-3f, c->adam_b1 = 0.9f, c->adam_b2 = 0.95f;
@@ -407,6 +409,7 @@ int pmf_train_config_finish(PmfTrainConfig *c) {
         {"training.micro_batch", c->micro_batch >= 0 && c->micro_batch <= c->batch_size},
         {"training.num_epochs", c->num_epochs >= 1 || c->steps > 0},
         {"training.log_per_step", c->log_per_step >= 1},
+        {"training.mpi_timeout", c->mpi_timeout > 0},
         {"sampling.num_steps", c->num_steps >= 1},
         {"sampling.omega", c->omega >= 1},
         {"sampling.t_min", c->t_min >= 0 && c->t_min <= c->t_max && c->t_max <= 1},
