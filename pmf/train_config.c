@@ -280,7 +280,7 @@ int pmf_train_config_load(PmfTrainConfig *c, const char *path) {
     yaml_parser_initialize(&p);
     yaml_parser_set_input_file(&p, f);
     // Paths are at most two mappings deep (section.key); a sequence value becomes a list.
-    char section[64] = "", key[128] = "", list[256] = "";
+    char section[128] = "", key[128] = "", list[256] = "";
     int depth = 0, expect_key = 1, in_seq = 0, rc = 0, done = 0;
     while (!done) {
         yaml_event_t ev;
