@@ -13,12 +13,16 @@
 #include "core/core.h"
 #include "eval/eval.h"
 #include "perceptual/perceptual.h"
+#include "pmf/pmf.h"
+
+#include <unistd.h>
 
 static void usage(void) {
     fprintf(stderr,
             "usage: pmf_eval --fid PATH1 PATH2 | --save-stats PATH OUT.npz | --is PATH  [options]\n"
             "  PATH is a folder of .png images, an HDF5 file with 'images' (N, H, W, C) uint8, or an .npz\n"
-            "  with 'mu' and 'sigma' (pytorch-fid / ADM reference statistics).\n"
+            "  with 'mu' and 'sigma' (pytorch-fid / ADM reference statistics). PATH1 may also be a\n"
+            "  pmf_train checkpoint (.safetensors): N class-balanced samples are generated first.\n"
             "options:\n"
             "  --weights FILE      InceptionV3 safetensors (default $PMF_INCEPTION_WEIGHTS, else\n"
             "                      pt_inception-2015-12-05.safetensors); make it with\n"
@@ -35,7 +39,12 @@ static void usage(void) {
             "  --threads N         threads (default: OpenMP's)\n"
             "  --log FILE          append one JSON line with the result\n"
             "  --no-progress       no progress bar\n"
-            "  --hash-weights      deterministic random Inception weights (smoke tests; the number means nothing)\n");
+            "  --hash-weights      deterministic random Inception weights (smoke tests; the number means nothing)\n"
+            "from a checkpoint (PATH1 = CKPT.safetensors):\n"
+            "  --n N               samples to generate (default 10000)      --omega W   CFG scale (default 1)\n"
+            "  --t-min A --t-max B guidance interval (default 0 1)           --steps K   NFE (default 1)\n"
+            "  --ema K             EMA of the checkpoint (default 0; -1 raw) --seed S    noise seed (default 0)\n"
+            "  --floor PATH        also the same distance between PATH (e.g. training images) and PATH2\n");
 }
 
 typedef struct Args {
@@ -45,6 +54,8 @@ typedef struct Args {
     EvalConvention conv;
     int is, splits, hash_weights, threads;
     EvalRunConfig run;
+    PmfSampleArgs gen;         // PATH1 a checkpoint: what to generate
+    const char *floor_path;
 } Args;
 
 // ---------------------------------------------------------------------------------------------
@@ -84,6 +95,7 @@ static int parse(int argc, char **argv, Args *a) {
     eval_run_config_default(&a->run);
     a->features = "inception";
     a->splits = 10;
+    a->gen = (PmfSampleArgs){NULL, 0, 10000, 100, 1, 1.0f, 0.0f, 1.0f, NULL, 0, 0, NULL, NULL, NULL, 10};
     a->weights = getenv("PMF_INCEPTION_WEIGHTS");
     if (!a->weights) a->weights = "pt_inception-2015-12-05.safetensors";
     for (int i = 1; i < argc; i++) {
@@ -108,6 +120,14 @@ static int parse(int argc, char **argv, Args *a) {
         else if (!strcmp(f, "--log") && has1) a->log = argv[++i];
         else if (!strcmp(f, "--no-progress")) a->run.progress = 0;
         else if (!strcmp(f, "--hash-weights")) a->hash_weights = 1;
+        else if (!strcmp(f, "--n") && has1) a->gen.n = atoi(argv[++i]);
+        else if (!strcmp(f, "--omega") && has1) a->gen.omega = (float)atof(argv[++i]);
+        else if (!strcmp(f, "--t-min") && has1) a->gen.t_min = (float)atof(argv[++i]);
+        else if (!strcmp(f, "--t-max") && has1) a->gen.t_max = (float)atof(argv[++i]);
+        else if (!strcmp(f, "--steps") && has1) a->gen.steps = atoi(argv[++i]);
+        else if (!strcmp(f, "--ema") && has1) a->gen.ema = atoi(argv[++i]);
+        else if (!strcmp(f, "--seed") && has1) a->gen.seed = (uint64_t)atoll(argv[++i]);
+        else if (!strcmp(f, "--floor") && has1) a->floor_path = argv[++i];
         else if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             usage();
             exit(0);
@@ -207,6 +227,33 @@ int main(int argc, char **argv) {
         net = inception_feature_net(&ir);
     }
     const char *metric = use_featnet ? "FD-featnet" : (a.hash_weights ? "FID(hash-weights)" : "FID");
+    // A checkpoint as PATH1: generate its samples into a temporary HDF5 file first (pmf/).
+    char gen_path[64] = "";
+    size_t l1 = strlen(a.path1);
+    if (l1 > 12 && !strcmp(a.path1 + l1 - 12, ".safetensors")) {
+        if (a.gen.n < 1 || a.gen.steps < 1) {
+            fprintf(stderr, "pmf_eval: --n and --steps must be positive\n");
+            return 2;
+        }
+        snprintf(gen_path, sizeof gen_path, "/tmp/pmf_eval_samples_XXXXXX");
+        int fd = mkstemp(gen_path);
+        if (fd < 0) {
+            fprintf(stderr, "pmf_eval: cannot create a temporary file for the samples\n");
+            return 1;
+        }
+        close(fd);
+        a.gen.checkpoint = a.path1, a.gen.h5 = gen_path;
+        double tg = core_now();
+        if (pmf_sample_run(&a.gen)) {
+            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+            unlink(gen_path);
+            return 1;
+        }
+        printf("pmf_eval: %d class-balanced samples from %s (%d NFE, omega %g, interval [%g, %g], %s) in %.1f s\n",
+               a.gen.n, a.path1, a.gen.steps, a.gen.omega, a.gen.t_min, a.gen.t_max,
+               a.gen.ema < 0 ? "raw weights" : "EMA", core_now() - tg);
+        a.path1 = gen_path;
+    }
     int rc = 0;
     EvalRunResult r1, r2;
     memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
@@ -234,6 +281,16 @@ int main(int argc, char **argv) {
                 if (fr.n_negative)
                     printf("  (%d eigenvalues below 0, down to %.3g, were clamped to 0)\n", fr.n_negative, fr.most_negative);
                 if (r1.has_is) printf("IS: %.4f +- %.4f (%d splits, %s)\n", r1.is_mean, r1.is_std, a.splits, a.path1);
+                if (a.floor_path) {   // the distance of real images to the reference: the floor
+                    EvalRunResult rf;
+                    memset(&rf, 0, sizeof rf);
+                    EvalFrechet ff;
+                    if (eval_stats_from_path(a.floor_path, &net, &a.run, &rf) || eval_frechet(&rf.stats, &r2.stats, &ff)) {
+                        fprintf(stderr, "pmf_eval: floor: %s\n", core_last_error());
+                        rc = 1;
+                    } else printf("%s floor (%s vs %s): %.6f\n", metric, a.floor_path, a.path2, ff.distance);
+                    eval_run_result_free(&rf);
+                }
                 if (a.log) log_json(&a, metric, fr.distance, &r1, &r2, &fr, core_now() - t0);
             }
         }
@@ -251,6 +308,7 @@ int main(int argc, char **argv) {
         if (a.log) log_json(&a, "IS", r1.is_mean, &r1, NULL, NULL, core_now() - t0);
     }
     eval_run_result_free(&r1), eval_run_result_free(&r2);
+    if (gen_path[0]) unlink(gen_path);
     if (use_featnet) {
         tape_free(&fr_net.tp), arena_free(&fr_net.arena);
         featnet_free(&fr_net.net);

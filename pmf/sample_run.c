@@ -108,14 +108,15 @@ int pmf_sample_run(const PmfSampleArgs *a) {
     Tape tp;
     tape_init(&tp, &arena);
     double t0 = core_now();
+    int tty = isatty(2);   // a progress line on a terminal only
     for (int b0 = 0; b0 < n; b0 += a->batch) {
         int B = n - b0 < a->batch ? n - b0 : a->batch;
         tape_reset(&tp);
         pmf_sample(&tp, &m, img + (size_t)b0 * numel, labels + b0, B, a->steps, a->omega, a->t_min, a->t_max);
         double dt = core_now() - t0;
-        fprintf(stderr, "\rpmf_sample: %d/%d images  %.1f img/s", b0 + B, n, (b0 + B) / (dt > 0 ? dt : 1e-9));
+        if (tty) fprintf(stderr, "\rpmf_sample: %d/%d images  %.1f img/s", b0 + B, n, (b0 + B) / (dt > 0 ? dt : 1e-9));
     }
-    fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\n");
     rc = 0;
     if (a->grid && pmf_png_grid(a->grid, img, n, mc.channels, mc.img_size, mc.img_size, a->grid_cols) != 0) rc = -1;
     if (rc == 0 && a->png_dir) {
