@@ -20,7 +20,8 @@
 static void usage(void) {
     fprintf(stderr,
             "usage: pmf_eval --fid PATH1 PATH2 | --save-stats PATH OUT.npz | --is PATH  [options]\n"
-            "  PATH is a folder of .png images, an HDF5 file with 'images' (N, H, W, C) uint8, or an .npz\n"
+            "  PATH is a folder of .png images, an HDF5 file with 'images' (N, H, W, C) uint8, a folder of\n"
+            "  pmf_prepare shards (shard-*.h5), or an .npz\n"
             "  with 'mu' and 'sigma' (pytorch-fid / ADM reference statistics). PATH1 may also be a\n"
             "  pmf_train checkpoint (.safetensors): N class-balanced samples are generated first.\n"
             "options:\n"

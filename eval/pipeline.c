@@ -17,7 +17,7 @@
 // ---------------------------------------------------------------------------------------------
 // Sources
 
-typedef enum { SRC_PNG, SRC_HDF5 } SourceKind;
+typedef enum { SRC_PNG, SRC_HDF5, SRC_SHARDS } SourceKind;
 
 struct EvalSource {
     SourceKind kind;
@@ -30,10 +30,40 @@ struct EvalSource {
     // HDF5
     hid_t file, dset;
     int H, W, C;
+    // a folder of pmf_prepare shards: one HDF5 source per shard, read in name order
+    EvalSource **parts;
+    int n_parts, part;
     // the batch handed out
     uint8_t *buf;
     size_t cap;
 };
+
+static EvalSource *open_hdf5(const char *path);
+
+// pmf_prepare's output folder (shard-*.h5) as one set; every shard must hold the same geometry.
+static EvalSource *open_shards(const char *path, char **names, int n_names) {
+    EvalSource *s = core_calloc(1, sizeof *s, "eval source");
+    s->kind = SRC_SHARDS;
+    s->path = strdup(path);
+    s->parts = core_calloc((size_t)n_names, sizeof *s->parts, "eval shards");
+    for (int i = 0; i < n_names; i++) {
+        EvalSource *p = open_hdf5(names[i]);
+        if (!p) {
+            eval_source_close(s);
+            return NULL;
+        }
+        s->parts[s->n_parts++] = p;
+        if (i == 0) s->H = p->H, s->W = p->W, s->C = p->C;
+        else if (p->H != s->H || p->W != s->W || p->C != s->C) {
+            core_set_error("eval: shard '%s' holds %dx%dx%d images, '%s' %dx%dx%d", names[i], p->H, p->W, p->C, names[0],
+                           s->H, s->W, s->C);
+            eval_source_close(s);
+            return NULL;
+        }
+        s->n += p->n;
+    }
+    return s;
+}
 
 static int has_ext(const char *name, const char *ext) {
     size_t n = strlen(name), e = strlen(ext);
@@ -56,10 +86,18 @@ static EvalSource *open_folder(const char *path) {
     s->path = strdup(path);
     int64_t cap = 0, other = 0;
     const char *other_ext[] = {".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"};
+    char **shards = NULL;
+    int n_shards = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        if (has_ext(e->d_name, ".png")) {
+        if (!strncmp(e->d_name, "shard-", 6) && has_ext(e->d_name, ".h5")) {
+            shards = realloc(shards, (size_t)(n_shards + 1) * sizeof(char *));
+            if (!shards) core_fatal("eval: out of memory listing '%s'", path);
+            size_t len = strlen(path) + strlen(e->d_name) + 2;
+            shards[n_shards] = core_malloc(len, "file name");
+            snprintf(shards[n_shards++], len, "%s/%s", path, e->d_name);
+        } else if (has_ext(e->d_name, ".png")) {
             if (s->n == cap) {
                 cap = cap ? 2 * cap : 256;
                 s->files = realloc(s->files, (size_t)cap * sizeof(char *));
@@ -74,6 +112,16 @@ static EvalSource *open_folder(const char *path) {
         }
     }
     closedir(d);
+    if (n_shards && s->n == 0 && !other) {   // a shard folder (pmf_prepare), not images
+        qsort(shards, (size_t)n_shards, sizeof(char *), cmp_str);
+        eval_source_close(s);
+        EvalSource *sh = open_shards(path, shards, n_shards);
+        for (int i = 0; i < n_shards; i++) free(shards[i]);
+        free(shards);
+        return sh;
+    }
+    for (int i = 0; i < n_shards; i++) free(shards[i]);
+    free(shards);
     if (other) {
         core_set_error("eval: folder '%s' holds %lld non-PNG images (JPEG, BMP, ...); only PNG is read (pytorch-fid "
                        "would read them too, so the statistics would differ)", path, (long long)other);
@@ -148,7 +196,9 @@ EvalSource *eval_source_open(const char *path) {
 }
 
 int64_t eval_source_count(const EvalSource *s) { return s->n; }
-const char *eval_source_kind(const EvalSource *s) { return s->kind == SRC_PNG ? "png-folder" : "hdf5"; }
+const char *eval_source_kind(const EvalSource *s) {
+    return s->kind == SRC_PNG ? "png-folder" : s->kind == SRC_SHARDS ? "hdf5-shards" : "hdf5";
+}
 
 static void ensure(EvalSource *s, size_t bytes) {
     if (bytes > s->cap) {
@@ -192,6 +242,18 @@ static uint8_t *read_png(const char *path, int *H, int *W, int *C) {
 const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W, int *C) {
     *n = 0;
     if (s->pos >= s->n && !s->pending) return NULL;
+    if (s->kind == SRC_SHARDS) {   // batches never span shards: the next call moves on
+        while (s->part < s->n_parts) {
+            const uint8_t *r = eval_source_next(s->parts[s->part], max_n, n, H, W, C);
+            if (*n < 0) return NULL;
+            if (r) {
+                s->pos += *n;
+                return r;
+            }
+            s->part++;
+        }
+        return NULL;
+    }
     if (s->kind == SRC_HDF5) {
         int k = (int)(s->n - s->pos < max_n ? s->n - s->pos : max_n);
         size_t img = (size_t)s->H * s->W * s->C;
@@ -241,6 +303,8 @@ const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W
 
 void eval_source_close(EvalSource *s) {
     if (!s) return;
+    for (int i = 0; i < s->n_parts; i++) eval_source_close(s->parts[i]);
+    free(s->parts);
     if (s->kind == SRC_HDF5) {
         if (s->dset >= 0) H5Dclose(s->dset);
         if (s->file >= 0) H5Fclose(s->file);

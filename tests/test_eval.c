@@ -419,6 +419,20 @@ START_TEST(test_pipeline_png_hdf5) {
     hid_t ds = H5Dcreate2(file, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
     H5Dclose(ds), H5Sclose(sp), H5Fclose(file);
+    // the same pixels as a pmf_prepare folder of two shards (7 + 6 images)
+    char sharddir[1100];
+    snprintf(sharddir, sizeof sharddir, "%s/shards", dir);
+    mkdir(sharddir, 0700);
+    for (int part = 0; part < 2; part++) {
+        int first = part ? 7 : 0, count = part ? PIPE_N - 7 : 7;
+        snprintf(f, sizeof f, "%s/shard-%05d.h5", sharddir, part);
+        hid_t sf = H5Fcreate(f, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        hsize_t sd[4] = {(hsize_t)count, PIPE_S, PIPE_S, 3};
+        hid_t ssp = H5Screate_simple(4, sd, NULL);
+        hid_t sds = H5Dcreate2(sf, "images", H5T_STD_U8LE, ssp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert(H5Dwrite(sds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all + (size_t)first * PIPE_S * PIPE_S * 3) >= 0);
+        H5Dclose(sds), H5Sclose(ssp), H5Fclose(sf);
+    }
 
     // expected: the features of the pixels computed here, statistics in double by hand
     float feat[PIPE_N * PIPE_DIM];
@@ -436,13 +450,14 @@ START_TEST(test_pipeline_png_hdf5) {
     eval_run_config_default(&cfg);
     cfg.batch = 4;   // 13 = 4 + 4 + 4 + 1
     cfg.progress = 0;
-    const char *paths[2] = {pngdir, h5};
-    for (int p = 0; p < 2; p++) {
+    const char *paths[3] = {pngdir, h5, sharddir};
+    const char *mu_label[3] = {"png mu", "hdf5 mu", "shard folder mu"}, *sg_label[3] = {"png sigma", "hdf5 sigma", "shard folder sigma"};
+    for (int p = 0; p < 3; p++) {
         EvalRunResult r;
         ck_assert_msg(eval_stats_from_path(paths[p], &net, &cfg, &r) == 0, "%s", core_last_error());
         ck_assert(r.n_images == PIPE_N && !r.from_npz);
-        ck_assert(compare_rel_d(p ? "hdf5 mu" : "png mu", r.stats.mu, mu, PIPE_DIM) < 1e-12);
-        ck_assert(compare_rel_d(p ? "hdf5 sigma" : "png sigma", r.stats.sigma, cov, PIPE_DIM * PIPE_DIM) < 1e-10);
+        ck_assert(compare_rel_d(mu_label[p], r.stats.mu, mu, PIPE_DIM) < 1e-12);
+        ck_assert(compare_rel_d(sg_label[p], r.stats.sigma, cov, PIPE_DIM * PIPE_DIM) < 1e-10);
         // --save-stats: the npz written and read back gives the same statistics
         snprintf(f, sizeof f, "%s/stats%d.npz", dir, p);
         ck_assert(eval_stats_save_npz(f, &r.stats) == 0);
@@ -474,6 +489,11 @@ START_TEST(test_pipeline_png_hdf5) {
     }
     rmdir(pngdir);
     unlink(h5);
+    for (int part = 0; part < 2; part++) {
+        snprintf(f, sizeof f, "%s/shard-%05d.h5", sharddir, part);
+        unlink(f);
+    }
+    rmdir(sharddir);
     rmdir(dir);
     free(all);
 }
