@@ -1,0 +1,241 @@
+"""Runs one ablation of experiments/configs/NAME: trains every arm (base.yml + the arm's delta),
+evaluates FD-featnet on 5000 one-step samples against the Fashion-MNIST test set, and writes
+results/NAME/README.md with a table, loss.png (loss_u of all arms) and grids.png (samples).
+An arm whose results/NAME/<arm>/done exists is skipped (its numbers are re-read)."""
+import argparse, json, os, re, subprocess, sys, time
+
+import yaml
+from PIL import Image, ImageDraw, ImageFont
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUILD = os.environ.get("PMF_BUILD", os.path.join(ROOT, "build"))   # what tools/run_tests.sh builds
+REF = os.path.join(HERE, "results", "_ref", "fm_test")
+N_EVAL = 5000
+LAST = 50  # final loss_u = mean of the last LAST steps
+
+# The paper's numbers for the same contrasts (pmf-spec.md section 11; ImageNet FID, B/16 256px,
+# 160 epochs). Lower is better. Only the ordering is comparable with FD-featnet here.
+PAPER = {
+    "pred": ({"x": 9.56, "u": 164.89, "linear": 34.61, "edm": 14.43, "scm": 13.81},
+             "Tab. 2 (x 9.56 vs u 164.89, Muon, MSE, B/16); linear/edm/scm from Tab. 3a "
+             "(with perceptual loss, where x-pred without a pre-conditioner is 3.53)"),
+    "optimizer": ({"muon": 9.56, "adamw": 18.88}, "Fig. 3a, 160 ep: Muon 9.56 vs Adam 18.88"),
+    "perceptual": ({"none": 9.56, "featnet": 3.53},
+                   "Fig. 3b: MSE 9.56 vs + LPIPS + ConvNeXt 3.53 (featnet stands in for both)"),
+    "sampler": ({"full": 3.53, "fm": 194.53, "r0": 389.28, "lines": 106.59},
+                "Tab. 3b: 0<=r<=t 3.53, r=t only 194.53, r=0 only 389.28, r=t and r=0 106.59"),
+}
+
+
+def flatten(d, prefix=""):
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += flatten(v, key + ".")
+        else:
+            if isinstance(v, bool):
+                v = "true" if v else "false"
+            if isinstance(v, list):
+                v = "[" + ", ".join(str(x) for x in v) + "]"
+            out.append((key, str(v)))
+    return out
+
+
+def sh(cmd, log, mode="w"):
+    with open(log, mode) as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    if r.returncode:
+        sys.exit(f"run: command failed ({r.returncode}), see {log}:\n  " + " ".join(cmd))
+
+
+def ensure_ref():
+    if os.path.isdir(REF) and any(n.startswith("shard-") for n in os.listdir(REF)):
+        return
+    os.makedirs(os.path.dirname(REF), exist_ok=True)
+    print("run: preparing the Fashion-MNIST test reference once ->", REF, flush=True)
+    sh([os.path.join(BUILD, "pmf_prepare"), "--fashion-mnist", "--split", "t10k", "--res", "32",
+        "--pad-small", "--out", REF, "--quiet"], os.path.join(os.path.dirname(REF), "prepare.log"))
+
+
+def read_tsv(path):
+    rows = []
+    for line in open(path):
+        if line.startswith("#") or not line.strip():
+            continue
+        p = line.split()
+        rows.append((int(p[0]), float(p[1]), float(p[2]), float(p[3]), float(p[4]), float(p[5])))
+    return rows
+
+
+def run_arm(name, arm, seed_idx, args, i, n):
+    delta = yaml.safe_load(open(os.path.join(HERE, "configs", name, arm + ".yml"))) or {}
+    label = arm if seed_idx == 1 else f"{arm}.s{seed_idx}"
+    out = os.path.join(HERE, "results", name, label)
+    if os.path.exists(os.path.join(out, "done")):
+        print(f"[{i}/{n}] {name}/{label}: done already, skipped", flush=True)
+        return label, out
+    os.makedirs(out, exist_ok=True)
+    kv = flatten(delta)
+    if args.steps:
+        kv.append(("training.steps", str(args.steps)))
+    if seed_idx > 1:
+        base = yaml.safe_load(open(os.path.join(HERE, "configs", "base.yml")))
+        kv.append(("training.seed", str(int(base["training"]["seed"]) + seed_idx - 1)))
+    over = [f"{k}={v}" for k, v in kv]
+    print(f"[{i}/{n}] {name}/{label}: training ({' '.join(over) or 'base'}) ...", flush=True)
+    t0 = time.time()
+    sh([os.path.join(BUILD, "pmf_train"), "--config", os.path.join(HERE, "configs", "base.yml")]
+       + over + ["--out", out], os.path.join(out, "train.log"))
+    wall = time.time() - t0
+    ckpt = os.path.join(out, "checkpoint.safetensors")
+    ev = os.path.join(out, "eval.jsonl")
+    if os.path.exists(ev):
+        os.remove(ev)
+    print(f"[{i}/{n}] {name}/{label}: trained in {wall:.0f} s; FD-featnet (EMA, then raw) ...", flush=True)
+    for ema in ("0", "-1"):
+        sh([os.path.join(BUILD, "pmf_eval"), "--fid", ckpt, REF, "--features", "featnet", "--omega", "1",
+            "--n", str(N_EVAL), "--ema", ema, "--no-progress", "--log", ev], os.path.join(out, "eval.log"), "w" if ema == "0" else "a")
+    json.dump({"wall_s": wall, "overrides": over}, open(os.path.join(out, "run.json"), "w"))
+    open(os.path.join(out, "done"), "w").write("")
+    r = summarize_arm(label, out)
+    print(f"[{i}/{n}] {name}/{label}: FD-featnet {r['fd']:.1f} (raw {r['fd_raw']:.1f}), "
+          f"loss_u {r['loss_u']:.4f}, {r['ips']:.0f} img/s", flush=True)
+    return label, out
+
+
+def summarize_arm(label, out):
+    rows = read_tsv(os.path.join(out, "metrics.tsv"))
+    last = rows[-LAST:]
+    evs = [json.loads(l) for l in open(os.path.join(out, "eval.jsonl")) if l.strip()]
+    log = open(os.path.join(out, "train.log")).read()
+    m = re.search(r"pmf_train: ([\d.]+) s, ([\d.]+) img/s overall", log)
+    run = json.load(open(os.path.join(out, "run.json")))
+    return {"label": label, "out": out, "rows": rows,
+            "fd": evs[0]["value"], "fd_raw": evs[1]["value"] if len(evs) > 1 else float("nan"),
+            "loss_u": sum(r[2] for r in last) / len(last), "steps": rows[-1][0],
+            "ips": float(m.group(2)) if m else float("nan"), "wall": run["wall_s"]}
+
+
+def plot_loss(res, path, title):
+    win = 25
+    dats = []
+    for r in res:
+        d = os.path.join(r["out"], "loss_u_smooth.dat")
+        ys = [x[2] for x in r["rows"]]
+        with open(d, "w") as f:
+            for k in range(len(ys)):
+                lo = max(0, k - win + 1)
+                f.write(f"{r['rows'][k][0]} {sum(ys[lo:k + 1]) / (k + 1 - lo)}\n")
+        dats.append((d, r["label"]))
+    plots = ", ".join(f"'{d}' using 1:2 with lines lw 2 title '{lab}'" for d, lab in dats)
+    script = (f"set terminal pngcairo size 800,500; set output '{path}'; set title '{title}'; "
+              "set xlabel 'step'; set ylabel 'raw loss_u (moving mean of 25 steps)' noenhanced; "
+              "set logscale y; set grid; set key top right noenhanced; plot " + plots)
+    subprocess.run(["gnuplot", "-e", script], check=True)
+    for d, _ in dats:
+        os.remove(d)
+
+
+def tile(res, path):
+    ims = [(r["label"], Image.open(os.path.join(r["out"], "samples.png")).convert("L")) for r in res]
+    w = max(im.width for _, im in ims)
+    h = max(im.height for _, im in ims)
+    pad, top = 8, 26
+    canvas = Image.new("L", (len(ims) * (w + pad) + pad, h + top + pad), 255)
+    try:
+        font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 18)
+    except OSError:
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(canvas)
+    for k, (lab, im) in enumerate(ims):
+        x = pad + k * (w + pad)
+        canvas.paste(im, (x, top))
+        draw.text((x + 2, 3), lab, fill=0, font=font)
+    canvas.save(path)
+
+
+def verdict(name, res):
+    if name not in PAPER:
+        return "No paper reference for this ablation."
+    paper, src = PAPER[name]
+    ours = {r["label"]: r["fd"] for r in res if r["label"] in paper}
+    arms = [a for a in paper if a in ours]
+    if len(arms) < 2:
+        return f"Paper: {src}. Fewer than two comparable arms ran."
+    pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
+    agree = [(a, b) for a, b in pairs if (paper[a] < paper[b]) == (ours[a] < ours[b])]
+    best_p = min(arms, key=paper.get)
+    best_o = min(arms, key=ours.get)
+    lines = [f"Paper ({src}); ours is FD-featnet (EMA) on Fashion-MNIST, a different metric, "
+             "dataset, model size and training length, so only the direction is comparable."]
+    for a, b in pairs:
+        pa, oa = paper[a] / paper[b], ours[a] / ours[b]
+        ok = "same direction" if (a, b) in agree else "OPPOSITE direction"
+        lines.append(f"- {a} vs {b}: paper {paper[a]:g} vs {paper[b]:g} (ratio {pa:.2f}); "
+                     f"ours {ours[a]:.1f} vs {ours[b]:.1f} (ratio {oa:.2f}): **{ok}**.")
+    rep = "reproduced" if len(agree) == len(pairs) else (
+        "partly reproduced" if agree else "NOT reproduced")
+    lines.insert(1, f"**Direction {rep}**: {len(agree)}/{len(pairs)} pairwise orderings agree with the "
+                    f"paper; paper's best arm `{best_p}`, ours `{best_o}`.")
+    return "\n".join(lines)
+
+
+def write_readme(name, res, args):
+    d = os.path.join(HERE, "results", name)
+    plot_loss(res, os.path.join(d, "loss.png"), f"ablation: {name}")
+    tile(res, os.path.join(d, "grids.png"))
+    base = yaml.safe_load(open(os.path.join(HERE, "configs", "base.yml")))
+    notes = {}
+    for r in res:
+        arm = r["label"].split(".s")[0]
+        first = open(os.path.join(HERE, "configs", name, arm + ".yml")).readline().strip()
+        notes[r["label"]] = first.lstrip("# ") if first.startswith("#") else ""
+    t = [f"# Ablation `{name}`", "",
+         f"Base: `experiments/configs/base.yml` (model {base['model']['model_str']} preset with patch "
+         f"{base['model'].get('patch', '-')}, batch {base['training']['batch_size']}, "
+         f"{res[0]['steps']} steps, Fashion-MNIST 32x32), plus each arm's delta in "
+         f"`experiments/configs/{name}/`. Made by `experiments/run {name}` on 2 CPU cores.", "",
+         f"FD-featnet: Fréchet distance in the Fashion-MNIST feature network's space between "
+         f"{N_EVAL} class-balanced 1-NFE samples (omega 1) and the 10000 test images; EMA = the "
+         "checkpoint's first EMA (half-life 500 kimg, ramped), raw = the trained weights. "
+         f"final loss_u: mean over the last {LAST} steps of the raw (un-weighted) MSE of the average "
+         "velocity u against its target, in the same units in every arm; it is noisy (t, r and "
+         "the noise are resampled each step), so only large differences mean anything.", "",
+         "| arm | FD-featnet (EMA) | FD-featnet (raw) | final loss_u | img/s | wall time | note |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in res:
+        t.append(f"| {r['label']} | {r['fd']:.1f} | {r['fd_raw']:.1f} | {r['loss_u']:.4f} | "
+                 f"{r['ips']:.0f} | {r['wall'] / 60:.1f} min | {notes[r['label']]} |")
+    t += ["", "## Versus the paper", "", verdict(name, res), "",
+          "## Loss", "", "![loss_u](loss.png)", "",
+          "## Samples (EMA, omega 2, 1 NFE, one row per class)", "", "![samples](grids.png)", ""]
+    open(os.path.join(d, "README.md"), "w").write("\n".join(t))
+    print(f"run: wrote {os.path.relpath(d, ROOT)}/README.md, loss.png, grids.png", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="experiments/run")
+    ap.add_argument("name")
+    ap.add_argument("--seeds", type=int, default=1, choices=[1, 2])
+    ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--arms", default="", help="comma-separated subset of arms, in this order")
+    args = ap.parse_args()
+    cdir = os.path.join(HERE, "configs", args.name)
+    if not os.path.isdir(cdir):
+        sys.exit(f"run: no ablation {args.name}; have: "
+                 + " ".join(sorted(n for n in os.listdir(os.path.join(HERE, "configs"))
+                                   if os.path.isdir(os.path.join(HERE, "configs", n)))))
+    arms = args.arms.split(",") if args.arms else sorted(n[:-4] for n in os.listdir(cdir) if n.endswith(".yml"))
+    ensure_ref()
+    jobs = [(a, s) for a in arms for s in range(1, args.seeds + 1)]
+    res = []
+    for i, (a, s) in enumerate(jobs, 1):
+        label, out = run_arm(args.name, a, s, args, i, len(jobs))
+        res.append(summarize_arm(label, out))
+    write_readme(args.name, res, args)
+
+
+if __name__ == "__main__":
+    main()
