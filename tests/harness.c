@@ -13,6 +13,19 @@ void golden_open(SafeTensors *st, const char *stem) {
         ck_abort_msg("cannot load golden file: %s (regenerate with tools/goldens/gen_goldens.py)", core_last_error());
 }
 
+unsigned char *test_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
 int golden_has(const SafeTensors *st, const char *name) { return safetensors_find(st, name) != NULL; }
 
 Tensor *golden_tensor(Tape *tp, const SafeTensors *st, const char *name) {

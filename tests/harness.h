@@ -11,6 +11,8 @@
 // Open tests/goldens/<stem>.safetensors; fails the test with the loader's message if it cannot.
 void golden_open(SafeTensors *st, const char *stem);
 int golden_has(const SafeTensors *st, const char *name);
+// A whole file, malloc'ed (one spare byte); fails the test if it cannot be read.
+unsigned char *test_read_file(const char *path, size_t *n);
 // A dense tensor holding the golden tensor `name` (any stored float dtype, up to 4-D).
 Tensor *golden_tensor(Tape *tp, const SafeTensors *st, const char *name);
 

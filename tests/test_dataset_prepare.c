@@ -83,19 +83,6 @@ START_TEST(resize_closed_forms) {
 }
 END_TEST
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 // ok_* decode (converted ones say so), bad_* are refused naming the file, others must not crash.
 START_TEST(bad_image_corpus) {
     DIR *d = opendir(CORPUS_DIR);
@@ -108,7 +95,7 @@ START_TEST(bad_image_corpus) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", CORPUS_DIR, name);
         size_t n;
-        unsigned char *b = read_all(path, &n);
+        unsigned char *b = test_read_file(path, &n);
         LLVMFuzzerTestOneInput(b, n);   // aborts on a broken invariant
         DsImage im;
         int rc = ds_image_decode(b, n, name, 10 * 1000 * 1000, &im);
@@ -178,7 +165,7 @@ static void write_jpeg(const char *path, int w, int h, int seed) {
 
 static void copy_file(const char *from, const char *to) {
     size_t n;
-    unsigned char *b = read_all(from, &n);
+    unsigned char *b = test_read_file(from, &n);
     FILE *f = fopen(to, "wb");
     ck_assert(f != NULL);
     fwrite(b, 1, n, f);

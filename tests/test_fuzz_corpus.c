@@ -12,19 +12,6 @@
 
 #define CORPUS_DIR PMF_SOURCE_DIR "/tests/corpus/safetensors"
 
-static unsigned char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 START_TEST(corpus_files) {
     DIR *d = opendir(CORPUS_DIR);
     ck_assert_msg(d != NULL, "cannot open %s", CORPUS_DIR);
@@ -36,7 +23,7 @@ START_TEST(corpus_files) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", CORPUS_DIR, name);
         size_t n;
-        unsigned char *b = read_all(path, &n);
+        unsigned char *b = test_read_file(path, &n);
         LLVMFuzzerTestOneInput(b, n);   // aborts on a broken invariant
         SafeTensors st;
         int rc = safetensors_parse(&st, b, n, name);
