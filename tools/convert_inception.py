@@ -26,15 +26,14 @@ layer table of tools/goldens/cases_inception.py, the same table as eval/inceptio
 --weights with that file must print the same number as pmf_eval --hash-weights).
 Writes are atomic (temporary file, fsync, rename).
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "goldens"))
+from goldens_lib import save_safetensors  # noqa: E402  (the one safetensors writer of tools/)
 
 
 def _conv_table():
@@ -72,28 +71,6 @@ def inception_fid(state_dict):
     if extra:
         raise SystemExit("convert_inception: unexpected tensors %s ... (%d)" % (extra[:4], len(extra)))
     return out
-
-
-def save_safetensors(path, tensors, metadata=None):
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, a in tensors.items():
-        b = np.ascontiguousarray(a, dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def main(argv):

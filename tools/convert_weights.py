@@ -26,12 +26,13 @@ writers (tools/goldens/cases_lpips.py) push their weights through the same code 
 Writes are atomic (temporary file, fsync, rename).
 """
 import collections
-import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "goldens"))
+from goldens_lib import save_safetensors  # noqa: E402  (the one safetensors writer of tools/)
 
 VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 VGG16_CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
@@ -81,29 +82,6 @@ def lpips_lin(state_dict):
     if chans not in LPIPS_LIN_CHANNELS.values():
         raise ValueError("lpips: channels %s are neither VGG's nor AlexNet's" % chans)
     return out
-
-
-def save_safetensors(path, tensors, metadata=None):
-    """safetensors writer (F32): 8-byte header length, JSON header, raw little-endian bytes."""
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, value in tensors.items():
-        b = np.ascontiguousarray(value, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(np.shape(value)), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _load_pth(path):

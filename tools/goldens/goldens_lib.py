@@ -36,6 +36,8 @@ def save_safetensors(path, tensors, metadata=None):
         f.write(h)
         for b in blobs:
             f.write(b)
+        f.flush()
+        os.fsync(f.fileno())   # temp file, fsync, rename: a crash never leaves half a file
     os.replace(tmp, path)
 
 
