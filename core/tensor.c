@@ -136,7 +136,8 @@ static Tensor *view_of(Tape *tp, Tensor *x, int ndim, const int *shape, const in
     v->base = base;
     v->offset = x->offset + offset;
     v->data = base->data + v->offset;
-    v->tangent = base->tangent ? base->tangent + v->offset : NULL;
+    // From x, not from base: a view of an op_drop_tangent view must stay tangent-free.
+    v->tangent = x->tangent ? x->tangent + offset : NULL;
     v->requires_grad = x->requires_grad;
     v->name = x->name;
     return v;

@@ -1,7 +1,9 @@
 """Runs one ablation of experiments/configs/NAME: trains every arm (base.yml + the arm's delta),
 evaluates FD-featnet on 5000 one-step samples against the Fashion-MNIST test set, and writes
 results/NAME/README.md with a table, loss.png (loss_u of all arms) and grids.png (samples).
-An arm whose results/NAME/<arm>/done exists is skipped (its numbers are re-read)."""
+An arm whose results/NAME/<arm>/done exists is skipped (its numbers are re-read).
+`toy` is different: the 2-D Swiss roll of pMF Fig. 2 (cli/pmf_toy), x- and u-prediction at
+D = 2, 8, 16, 512, written to results/toy/ (README.md, toy.png, loss.png)."""
 import argparse, json, os, re, subprocess, sys, time
 
 import yaml
@@ -215,6 +217,147 @@ def write_readme(name, res, args):
     print(f"run: wrote {os.path.relpath(d, ROOT)}/README.md, loss.png, grids.png", flush=True)
 
 
+# ---- the 2-D toy (pmf-spec 11.8, Fig. 2): cli/pmf_toy, one run per (arm, D), no config files ----
+TOY_DIMS = (2, 8, 16, 512)
+TOY_ARMS = {"x": "x-pred (pMF)", "u": "u-pred (iMF)"}
+TOY_WORKS = 1 / 2  # "learned the roll": Chamfer distance below this fraction of the untrained one
+
+
+def run_toy(args):
+    d = os.path.join(HERE, "results", "toy")
+    arms = args.arms.split(",") if args.arms else list(TOY_ARMS)
+    for a in arms:
+        if a not in TOY_ARMS:
+            sys.exit(f"run: toy has arms x and u, not '{a}'")
+    jobs = [(a, D, s) for a in arms for D in TOY_DIMS for s in range(1, args.seeds + 1)]
+    res = []
+    for i, (a, D, s) in enumerate(jobs, 1):
+        label = f"{a}_D{D}" + ("" if s == 1 else f".s{s}")
+        out = os.path.join(d, label)
+        if os.path.exists(os.path.join(out, "done")):
+            print(f"[{i}/{len(jobs)}] toy/{label}: done already, skipped", flush=True)
+        else:
+            os.makedirs(out, exist_ok=True)
+            cmd = [os.path.join(BUILD, "pmf_toy"), "--dim", str(D), "--arm", a, "--seed", str(s - 1),
+                   "--out", out, "--log-every", "500"] + (["--steps", str(args.steps)] if args.steps else [])
+            print(f"[{i}/{len(jobs)}] toy/{label}: {' '.join(cmd[1:])} ...", flush=True)
+            t0 = time.time()
+            sh(cmd, os.path.join(out, "run.log"))
+            json.dump({"wall_s": time.time() - t0, "command": cmd[1:]}, open(os.path.join(out, "run.json"), "w"))
+            open(os.path.join(out, "done"), "w").write("")
+        r = json.load(open(os.path.join(out, "summary.json")))
+        r.update(label=label, out=out, arm_key=a, seed_idx=s, wall=json.load(open(os.path.join(out, "run.json")))["wall_s"])
+        print(f"[{i}/{len(jobs)}] toy/{label}: final loss {r['final_loss']:.3f}, Chamfer {r['chamfer']:.3f} "
+              f"(untrained {r['chamfer_noise']:.3f}), {r['wall']:.0f} s", flush=True)
+        res.append(r)
+    toy_plots(res, d)
+    toy_readme(res, d)
+
+
+def toy_plots(res, d):
+    """toy.png: rows x-pred, u-pred; columns the data and D = 2, 8, 16, 512 (seed 1 only);
+    loss.png: the raw loss of every run (moving mean of 50 steps)."""
+    first = {(r["arm_key"], r["dim"]): r for r in res if r["seed_idx"] == 1}
+    data = os.path.join(next(iter(first.values()))["out"], "data.tsv")
+    rng = "set xrange [-2.5:2.5]; set yrange [-2.5:2.5]; set size ratio -1; unset key; set format x ''; set format y ''; set tics scale 0; "
+    cmds = ["set terminal pngcairo size 1500,640 font 'DejaVu Sans,11'",
+            f"set output '{os.path.join(d, 'toy.png')}'",
+            "set multiplot layout 2,5 title '1-NFE samples projected to 2-D (grey: data)' noenhanced"]
+    for a in TOY_ARMS:
+        cmds.append(f"set title 'data' noenhanced; {rng}")
+        cmds.append(f"plot '{data}' using 1:2 with points pt 7 ps 0.25 lc rgb '#444444'")
+        for D in TOY_DIMS:
+            r = first.get((a, D))
+            cmds.append(f"set title '{TOY_ARMS[a]}, D = {D}' noenhanced; {rng}")
+            if r is None:
+                cmds.append("plot [0:1][0:1] 2 notitle")
+                continue
+            pts = os.path.join(r["out"], "points.tsv")
+            cmds.append(f"plot '{data}' using 1:2 with points pt 7 ps 0.12 lc rgb '#c8c8c8', '{pts}' using 1:2 with points pt 7 ps 0.25 "
+                        f"lc rgb '{'#1f77b4' if a == 'x' else '#d62728'}'")
+    cmds.append("unset multiplot")
+    subprocess.run(["gnuplot", "-e", "; ".join(cmds)], check=True)
+    win, dats = 50, []
+    for r in res:
+        ys = [float(l.split()[1]) for l in open(os.path.join(r["out"], "loss.tsv")) if not l.startswith("#")]
+        f = os.path.join(r["out"], "loss_smooth.dat")
+        with open(f, "w") as o:
+            for k in range(len(ys)):
+                lo = max(0, k - win + 1)
+                o.write(f"{k + 1} {sum(ys[lo:k + 1]) / (k + 1 - lo)}\n")
+        dats.append((f, r["label"], "dashtype 2 " if r["arm_key"] == "u" else ""))
+    plots = ", ".join(f"'{f}' using 1:2 with lines lw 2 {dt}title '{lab}'" for f, lab, dt in dats)
+    subprocess.run(["gnuplot", "-e",
+                    f"set terminal pngcairo size 800,500; set output '{os.path.join(d, 'loss.png')}'; "
+                    "set title 'toy: raw v-loss sum_D (V - v)^2 (moving mean of 50 steps)' noenhanced; "
+                    "set xlabel 'step'; set logscale y; set grid; set key outside right noenhanced; plot " + plots],
+                   check=True)
+    for f, _, _ in dats:
+        os.remove(f)
+
+
+def toy_readme(res, d):
+    ok = lambda r: r["chamfer"] < TOY_WORKS * r["chamfer_noise"]
+    r0 = res[0]
+    t = ["# Ablation `toy`: x- vs u-prediction on a Swiss roll in D dimensions (pMF Fig. 2)", "",
+         "Made by `experiments/run toy` (`cli/pmf_toy`, one run per arm and D, 2 CPU cores shared with "
+         "other jobs). A 2-D Swiss roll (8192 training points, unit std) is lifted into D dims by a fixed "
+         "random column-orthonormal D x 2 matrix P; a 7-layer ReLU MLP (256 wide, input [z, t, t - r]) "
+         "is trained with the iMF/pMF MeanFlow v-loss (boundary condition v = u(z, t, t) as the JVP "
+         "tangent, V = u + (t - r) sg(du/dt), adaptive weighting L / sg(L + 0.01), 50% of rows r = t). "
+         "x-pred: u = (z - net) / clip(t, 0.05, 1); u-pred: u = net. "
+         f"{r0['steps']} steps of batch {r0['batch']}, Adam lr {r0['lr']:g} (constant), (t, r) sampler "
+         f"{r0['t_sampler']}, last layer initialised to 0 as pMF's final layer. The paper does not give the toy's "
+         "sampler, optimizer or schedule (UNCONFIRMED, spec 11.8); these were picked in a few D = 2 and "
+         "D = 512 x-pred tuning runs (the reasons are in the header of `cli/pmf_toy.c`). "
+         "Samples: 2000 one-step draws x = z_1 - u(z_1, 0, 1), projected with P^T.", "",
+         "Columns: *final loss* = mean raw loss sum_D (V - v)^2 over the last 100 steps (same units "
+         "for both arms at one D; it contains the irreducible variance of e - x, ~2-4 here); "
+         "*Chamfer* = (mean distance generated -> nearest training point + mean distance held-out data "
+         "-> nearest generated point) / 2 in the normalised 2-D plane (lower is better; a held-out data "
+         f"set scores {r0['chamfer_floor']:.3f}, the untrained generator (the projected noise) "
+         f"{r0['chamfer_noise']:.3f}); *SW1* = sliced 1-Wasserstein to held-out data (floor "
+         f"{r0['sw_floor']:.3f}, untrained {r0['sw_noise']:.3f}: a Gaussian already matches the roll's 1-D "
+         "marginals, so SW1 hardly separates a roll from a blob here and the verdict does not use it); *off-plane* = RMS norm of the samples' component outside the plane of P.", "",
+         "| D | arm | final loss | Chamfer | SW1 | off-plane | learned the roll | wall time |",
+         "| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |"]
+    for r in sorted(res, key=lambda r: (r["dim"], r["arm_key"], r["seed_idx"])):
+        t.append(f"| {r['dim']} | {TOY_ARMS[r['arm_key']]}{'' if r['seed_idx'] == 1 else ' s' + str(r['seed_idx'])} | "
+                 f"{r['final_loss']:.3f} | {r['chamfer']:.3f} | {r['sw']:.3f} | {r['off_plane']:.3f} | "
+                 f"{'yes' if ok(r) else 'no'} | {r['wall']:.0f} s |")
+    first = {(r["arm_key"], r["dim"]): r for r in res if r["seed_idx"] == 1}
+    have = lambda a: [D for D in TOY_DIMS if (a, D) in first]
+    x_all = all(ok(first["x", D]) for D in have("x")) and len(have("x")) == len(TOY_DIMS)
+    u_c = [first["u", D]["chamfer"] for D in have("u")]
+    u_worse = len(u_c) == len(TOY_DIMS) and u_c[-1] > 2 * u_c[0] and not ok(first["u", TOY_DIMS[-1]])
+    lower = [D for D in TOY_DIMS if ("x", D) in first and ("u", D) in first
+             and first["x", D]["final_loss"] < first["u", D]["final_loss"]]
+    u_ok = [D for D in have("u") if ok(first["u", D])]
+    rep = ("reproduced" if x_all and u_worse and len(lower) == len(TOY_DIMS) else
+           "reproduced for the samples; the lower-loss claim only in part" if x_all and u_worse else
+           "partly reproduced" if x_all or u_worse else "NOT reproduced")
+    t += ["", "## Versus the paper", "",
+          f"Paper (Fig. 2, spec 11.8): x-prediction works at every D; u-prediction degrades rapidly as D "
+          f"grows and fails at D = 512; x-prediction reaches a lower training loss. **Direction {rep}.** "
+          f"\"Learned the roll\" means Chamfer below {TOY_WORKS:.2f} x the untrained generator's (a threshold "
+          "fixed after the tuning runs, where x-pred reached 0.30x at D = 2 and 0.46x at D = 512; judge the "
+          "plots too). One seed.", "",
+          f"- x-pred learned the roll at D = {', '.join(str(D) for D in have('x') if ok(first['x', D])) or 'none'}"
+          f"{'' if x_all else '; not at D = ' + ', '.join(str(D) for D in have('x') if not ok(first['x', D]))}.",
+          f"- u-pred Chamfer by D ({', '.join(str(D) for D in have('u'))}): "
+          f"{', '.join(f'{c:.3f}' for c in u_c)}; "
+          f"{'it degrades with D and fails at D = 512' if u_worse else 'no clear degradation to failure at D = 512'}; "
+          f"it learned the roll at D = {', '.join(map(str, u_ok)) or 'none'}.",
+          f"- x-pred has the lower final loss at D = {', '.join(map(str, lower)) or 'none'} "
+          f"(of {', '.join(str(D) for D in TOY_DIMS)}). The raw losses of the two arms are not quite "
+          "the same quantity below t = 0.05, where x-pred's u = (z - x)/0.05 multiplies the network's "
+          "error by up to 20 (pMF's clip), and at small D most of either loss is the irreducible variance "
+          "of e - x; u-pred's loss is far higher only where its samples fail outright (D = 512).", "",
+          "![samples](toy.png)", "", "![loss](loss.png)", ""]
+    open(os.path.join(d, "README.md"), "w").write("\n".join(t))
+    print(f"run: wrote {os.path.relpath(d, ROOT)}/README.md, toy.png, loss.png", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(prog="experiments/run")
     ap.add_argument("name")
@@ -222,11 +365,13 @@ def main():
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--arms", default="", help="comma-separated subset of arms, in this order")
     args = ap.parse_args()
+    if args.name == "toy":
+        return run_toy(args)
     cdir = os.path.join(HERE, "configs", args.name)
     if not os.path.isdir(cdir):
         sys.exit(f"run: no ablation {args.name}; have: "
                  + " ".join(sorted(n for n in os.listdir(os.path.join(HERE, "configs"))
-                                   if os.path.isdir(os.path.join(HERE, "configs", n)))))
+                                   if os.path.isdir(os.path.join(HERE, "configs", n))) + ["toy"]))
     arms = args.arms.split(",") if args.arms else sorted(n[:-4] for n in os.listdir(cdir) if n.endswith(".yml"))
     ensure_ref()
     jobs = [(a, s) for a in arms for s in range(1, args.seeds + 1)]

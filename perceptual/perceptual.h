@@ -7,6 +7,7 @@
 //   distance (its 128-d penultimate feature vector, after max-pooling and fc1).
 // - lpips_loss: pMF's perceptual term: the same random resized crop on both images, the t < t_thr
 //   mask and the weight lambda, with gradients flowing to the prediction only.
+// - ConvNeXt-V2-Base pooled features, pMF's ConvNeXt distance and convnext_loss (spec 5.5).
 //
 // Every network is built from core/ ops, so gradients to the input come from the tape; weights are
 // frozen (never requires_grad), so no weight gradient is ever computed. This module includes core/
@@ -92,6 +93,9 @@ void featnet_free(FeatNet *f);
 Tensor *featnet_forward(Tape *tp, const FeatNet *f, Tensor *x, Tensor **taps, Tensor **feature);
 // The feature vector (N, 128) (fc1 after ReLU) of images (N, 1, 32, 32) in [-1, 1]: a Frechet distance's input.
 Tensor *featnet_features(Tape *tp, const FeatNet *f, Tensor *x);
+// The ConvNeXt term's stand-in on the built-in data: sum of squared differences of the two images'
+// feature vectors -> (N) (as convnext_distance on ConvNeXt's pooled feature).
+Tensor *featnet_feature_distance(Tape *tp, const FeatNet *f, Tensor *a, Tensor *b);
 
 // Training on raw idx pixels (uint8, n x h x w, h, w <= 32, centred on a 32 x 32 canvas).
 typedef struct FeatNetTrainConfig {
@@ -149,6 +153,9 @@ CropBox perceptual_crop_sample(Rng *rng, int H, int W);
 // Sample b's box of x (N, C, H, W), resampled to size x size with bicubic antialias
 // (op_resize: a = -0.5, as torch's antialias path and jax's scale_and_translate "cubic").
 Tensor *perceptual_crop_resize(Tape *tp, Tensor *x, const CropBox *boxes, int size);
+// Boxes for B samples: each draws perceptual_crop_sample's 4 values (random_crop) or gets the whole
+// H x W image (random_crop 0, nothing drawn).
+void perceptual_crop_draw(Rng *rng, int B, int H, int W, int random_crop, CropBox *boxes);
 
 typedef struct LpipsLossConfig {
     float t_thr;      // samples with t >= t_thr contribute 0 (spec 5.5: 0.8, 0.6 for long runs)
@@ -163,5 +170,91 @@ void lpips_loss_defaults(LpipsLossConfig *c, LpipsNet net);
 // to pred_x only. Masked samples are not run through the network. rng draws the crops.
 Tensor *lpips_loss(Lpips *lp, Tape *tp, Tensor *pred_x, Tensor *x, const float *t, const LpipsLossConfig *cfg,
                    Rng *rng);
+
+// Any per-sample distance (N) between images a, b (N, C, h, w); net is the network it runs.
+typedef Tensor *(*PerceptualDistanceFn)(void *net, Tape *tp, Tensor *a, Tensor *b);
+// The loss around a distance: lambda * [t < t_thr] * dist(crop(pred_x), crop(x)) per sample -> (B),
+// sample b cut to boxes[b] and resampled to cfg->crop_size (cfg->random_crop is not read: the caller
+// drew the boxes). x is a constant, pred_x's tangent is dropped; masked samples are not run.
+Tensor *perceptual_masked_loss(Tape *tp, Tensor *pred_x, Tensor *x, const float *t, const LpipsLossConfig *cfg,
+                               const CropBox *boxes, PerceptualDistanceFn dist, void *net);
+
+
+// ---------------------------------------------------------------------------------------------
+// ConvNeXt-V2 (HF transformers' ConvNextV2Model; pMF uses facebook/convnextv2-base-22k-224, spec
+// 5.5): depths 3, 3, 27, 3, widths 128, 256, 512, 1024.
+//   stem      conv 4x4 stride 4 (3 -> d0, bias), LayerNorm over channels
+//   stage s   s >= 1: LayerNorm over channels, conv 2x2 stride 2 (d_{s-1} -> d_s, bias); then
+//             depth_s blocks: dwconv 7x7 pad 3 groups C (bias) -> NHWC -> LayerNorm -> Linear C->4C
+//             -> GELU (erf) -> GRN -> Linear 4C->C -> NCHW -> + input (no layer scale, no drop path)
+//   GRN       Gx = ||x||_2 over (H, W) per (n, c), Nx = Gx / (mean_c Gx + 1e-6),
+//             y = gamma (x Nx) + beta + x
+//   feature   LayerNorm(d3) of the global average pool (N, d3); the classifier is not used.
+// Every LayerNorm has eps 1e-6. Inputs are images in [-1, 1] passed WITHOUT ImageNet normalisation
+// (as pMF codes it); C = 1 is repeated to 3 channels. H, W >= 32 (224 in pMF).
+// Safetensors names (HF's ConvNextV2Model keys, the "convnextv2." prefix and the classifier dropped;
+// tools/convert_weights.py convnextv2 writes them, with metadata "depths" and "dims" = "3,3,27,3"):
+//   embeddings.patch_embeddings.{weight (d0, 3, 4, 4), bias (d0)}
+//   embeddings.layernorm.{weight, bias} (d0)
+//   encoder.stages.{s}.downsampling_layer.0.{weight, bias} (d_{s-1})          s = 1..3 (LayerNorm)
+//   encoder.stages.{s}.downsampling_layer.1.{weight (d_s, d_{s-1}, 2, 2), bias (d_s)}   (conv)
+//   encoder.stages.{s}.layers.{i}.dwconv.{weight (C, 1, 7, 7), bias (C)}
+//   encoder.stages.{s}.layers.{i}.layernorm.{weight, bias} (C)
+//   encoder.stages.{s}.layers.{i}.pwconv1.{weight (4C, C), bias (4C)}
+//   encoder.stages.{s}.layers.{i}.grn.{weight, bias} (1, 1, 1, 4C)
+//   encoder.stages.{s}.layers.{i}.pwconv2.{weight (C, 4C), bias (C)}
+//   layernorm.{weight, bias} (d3)
+#define CONVNEXT_N_STAGES 4
+#define CONVNEXT_LN_EPS 1e-6f
+#define CONVNEXT_BASE_DIM 1024
+typedef struct ConvNextBlock {
+    Tensor *dw_w, *dw_b, *ln_w, *ln_b, *pw1_w, *pw1_b, *grn_g, *grn_b, *pw2_w, *pw2_b;
+} ConvNextBlock;
+typedef struct ConvNext {
+    ParamStore ps;
+    int depths[CONVNEXT_N_STAGES], dims[CONVNEXT_N_STAGES];
+    int n_blocks;
+    Tensor *stem_w, *stem_b, *stem_ln_w, *stem_ln_b;
+    Tensor *down_ln_w[CONVNEXT_N_STAGES], *down_ln_b[CONVNEXT_N_STAGES];   // [1..3]; [0] NULL
+    Tensor *down_w[CONVNEXT_N_STAGES], *down_b[CONVNEXT_N_STAGES];
+    ConvNextBlock *blocks;   // n_blocks, stage by stage
+    Tensor *final_ln_w, *final_ln_b;
+} ConvNext;
+
+// Declares the tensors (zeroed, frozen). depths, dims: 4 values each; NULL gives Base's.
+void convnext_init(ConvNext *net, const int *depths, const int *dims);
+// Reads every declared tensor (each shape checked: a mismatch names the file, the tensor and both
+// shapes; a file whose "depths"/"dims" metadata differ is named as such). -1 and a message naming
+// the converter on failure.
+int convnext_load(ConvNext *net, const char *path);
+void convnext_free(ConvNext *net);
+int convnext_feature_dim(const ConvNext *net);   // dims[3] (1024 for Base)
+// Hash weights (perceptual_hash_fill's formula; tools/goldens/cases_convnext.py builds the same).
+// Tensor i of net->ps (declaration order, the list above with blocks in order) gets id
+// CONVNEXT_HASH_ID0 + i; u is the hash value at scale 1 (uniform in [-1, 1)):
+//   LayerNorm weights (stem, downsampling .0, blocks, final)   1 + 0.1 u (float32 add)
+//   LayerNorm biases                                             0.1 u
+//   conv / pwconv1 weights (stem, downsampling .1, dwconv)       sqrt(3 / fan_in) u, fan_in =
+//                                                                Cin/groups*KH*KW or in-features
+//   pwconv2 weight                                               0.3 sqrt(3 / 4C) u
+//   pwconv2 bias                                                 0.02 u
+//   GRN gamma (grn.weight) / beta (grn.bias)                     0.5 u / 0.1 u
+//   other biases (stem, downsampling .1, dwconv, pwconv1)        0.1 u
+// Scales are computed in double and rounded to float32. With them the 36-block Base keeps unit-
+// scale activations (each block adds about 0.1 of variance to the residual stream), so random
+// images give well separated features.
+#define CONVNEXT_HASH_ID0 5000
+void convnext_fill_hash(ConvNext *net);
+// x (N, 1 or 3, H, W) in [-1, 1] -> the feature (N, dims[3]).
+Tensor *convnext_features(Tape *tp, const ConvNext *net, Tensor *x);
+// pMF's ConvNeXt distance: sum over the feature of (f(a) - f(b))^2 -> (N).
+Tensor *convnext_distance(Tape *tp, const ConvNext *net, Tensor *a, Tensor *b);
+// t_thr 0.8, lambda 0.1, crop 224, random crop on (spec 5.5).
+void convnext_loss_defaults(LpipsLossConfig *c);
+// lambda * [t < t_thr] * convnext_distance(crop(pred_x), crop(x)) per sample -> (B), as lpips_loss:
+// the same crop on both images (every sample draws its 4 values, masked or not), masked samples not
+// run, x a constant, pred_x's tangent dropped (gradients flow to pred_x only).
+Tensor *convnext_loss(const ConvNext *net, Tape *tp, Tensor *pred_x, Tensor *x, const float *t,
+                      const LpipsLossConfig *cfg, Rng *rng);
 
 #endif

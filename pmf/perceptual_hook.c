@@ -1,70 +1,141 @@
-// pmf/perceptual_hook.c: the objective's perceptual term (spec 5.3 step 9, 5.5) on the frozen
-// networks of perceptual/: aux = lambda * adp(mask * d) per sample, d an LPIPS-style distance
-// between the same random resized crops of pred_x and x, mask = [t < t_thr].
-// "featnet" is the project's Fashion-MNIST network (32 x 32 grayscale, the built-in data);
-// "lpips" is VGG16 + the LPIPS v0.1 lin weights at 224 (ImageNet-style data; slow on a CPU).
+// pmf/perceptual_hook.c: the objective's perceptual terms (spec 5.3 step 9, 5.5) on the frozen
+// networks of perceptual/: aux = sum_k lambda_k * adp(mask * d_k) per sample, d_k a distance between
+// the same random resized crops of pred_x and x, mask = [t < t_thr].
+//   lpips      VGG16 + LPIPS v0.1 lin weights at 224, lambda 0.4 (model.lpips_lambda)
+//   convnext   ConvNeXt-V2-Base pooled-feature distance at 224, lambda 0.1 (model.convnext_lambda)
+//   featnet    the built-in data's stand-ins at 32 x 32: LPIPS-style on the featnet's taps (for
+//   +features  lpips) and the squared distance of its 128-d feature vector (for convnext)
+// Crops are a function of (seed, step, global row of the batch, term), so 1 rank or N ranks, one
+// batch or micro-batches, all draw the same crop for the same image.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "perceptual/perceptual.h"
 #include "pmf/pmf.h"
 
+#define MAX_TERMS 2
+
+typedef struct PerceptualTerm {
+    const char *name;
+    PerceptualDistanceFn dist;
+    void *net;
+    LpipsLossConfig cfg;   // cfg.lambda = 1: lambda is applied after the adaptive weighting
+    float lambda;
+} PerceptualTerm;
+
 struct PmfPerceptual {
     Lpips lp;
-    LpipsLossConfig cfg;   // lambda is applied after the adaptive weighting, so cfg.lambda = 1
-    float lambda, eps;
-    Rng rng;
+    ConvNext cn;
+    int has_lp, has_cn;
+    PerceptualTerm term[MAX_TERMS];
+    int n_terms;
+    float eps;
     uint64_t seed;
+    int64_t step;
+    int rank, world, first_row;   // this micro-batch's row r is the global row rank + (first_row + r) world
 };
+
+static Tensor *lpips_dist(void *net, Tape *tp, Tensor *a, Tensor *b) { return lpips_distance(net, tp, a, b); }
+static Tensor *convnext_dist(void *net, Tape *tp, Tensor *a, Tensor *b) { return convnext_distance(tp, net, a, b); }
+static Tensor *featnet_dist(void *net, Tape *tp, Tensor *a, Tensor *b) {
+    return featnet_feature_distance(tp, net, a, b);
+}
 
 static Tensor *perceptual_term(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, const float *t) {
     PmfPerceptual *p = ctx;
-    Tensor *d = lpips_loss(&p->lp, tp, pred_x, x, t, &p->cfg, &p->rng);   // (B), 0 where masked
-    int B = d->shape[0];
-    Tensor *w = tensor_new(tp, 1, &B, "lambda / sg(d + eps)");
-    for (int i = 0; i < B; i++) w->data[i] = p->lambda / (d->data[i] + p->eps);
-    return op_mul(tp, d, w);
+    int B = pred_x->shape[0], H = pred_x->shape[2], W = pred_x->shape[3];
+    CropBox *boxes = core_malloc((size_t)B * sizeof(CropBox), "perceptual boxes");
+    Tensor *aux = NULL;
+    for (int k = 0; k < p->n_terms; k++) {
+        const PerceptualTerm *term = &p->term[k];
+        for (int b = 0; b < B; b++) {
+            uint64_t row = (uint64_t)p->rank + (uint64_t)(p->first_row + b) * (uint64_t)p->world;
+            Rng rng;
+            rng_init(&rng, p->seed);
+            rng.offset = ((uint64_t)p->step << 32) + (row * MAX_TERMS + (uint64_t)k) * 8;   // 4 values used
+            perceptual_crop_draw(&rng, 1, H, W, term->cfg.random_crop, &boxes[b]);
+        }
+        Tensor *d = perceptual_masked_loss(tp, pred_x, x, t, &term->cfg, boxes, term->dist, term->net);   // (B)
+        Tensor *w = tensor_new(tp, 1, &B, "lambda / sg(d + eps)");
+        for (int i = 0; i < B; i++) w->data[i] = term->lambda / (d->data[i] + p->eps);
+        Tensor *weighted = op_mul(tp, d, w);
+        aux = aux ? op_add(tp, aux, weighted) : weighted;
+    }
+    free(boxes);
+    return aux;
+}
+
+static void add_term(PmfPerceptual *p, const char *name, PerceptualDistanceFn dist, void *net, float lambda,
+                     float t_thr, int crop_size) {
+    PerceptualTerm *term = &p->term[p->n_terms++];
+    term->name = name;
+    term->dist = dist;
+    term->net = net;
+    term->lambda = lambda;
+    term->cfg.t_thr = t_thr;
+    term->cfg.lambda = 1.0f;
+    term->cfg.crop_size = crop_size;
+    term->cfg.random_crop = 1;
 }
 
 PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
-    int featnet = !strcmp(c->perceptual, "featnet");
-    if (!featnet && strcmp(c->perceptual, "lpips")) {
-        core_set_error("key 'model.perceptual' = '%s': built are 'featnet' (the built-in data) and 'lpips' (VGG16); "
-                       "the ConvNeXt term is not yet", c->perceptual);
-        return NULL;
-    }
-    PmfPerceptual *p = core_calloc(1, sizeof *p, "perceptual");
-    int rc = featnet ? lpips_featnet_load(&p->lp, NULL) : lpips_vgg16_load(&p->lp, c->perceptual_weights[0] ? c->perceptual_weights : NULL, NULL);
-    if (rc) {
-        free(p);
+    const char *what = c->perceptual;
+    int featnet = !strcmp(what, "featnet") || !strcmp(what, "featnet+features");
+    int features = !strcmp(what, "featnet+features");
+    int lpips = !strcmp(what, "lpips") || !strcmp(what, "lpips+convnext");
+    int convnext = !strcmp(what, "convnext") || !strcmp(what, "lpips+convnext");
+    if (!featnet && !lpips && !convnext) {
+        core_set_error("key 'model.perceptual' = '%s': expected none, featnet, featnet+features (the built-in "
+                       "32 x 32 data), lpips, convnext or lpips+convnext", what);
         return NULL;
     }
     if (featnet && (c->model.channels != 1 || c->model.img_size != 32)) {
-        core_set_error("key 'model.perceptual' = featnet needs 32 x 32 x 1 images (this model: %d x %d x %d)",
-                       c->model.img_size, c->model.img_size, c->model.channels);
-        lpips_free(&p->lp);
-        free(p);
+        core_set_error("key 'model.perceptual' = %s needs 32 x 32 x 1 images (this model: %d x %d x %d); use lpips "
+                       "and/or convnext", what, c->model.img_size, c->model.img_size, c->model.channels);
         return NULL;
     }
-    lpips_loss_defaults(&p->cfg, featnet ? LPIPS_NET_FEATNET : LPIPS_NET_VGG16);
-    p->cfg.t_thr = c->perceptual_max_t;
-    p->cfg.lambda = 1.0f;
-    p->lambda = c->lpips_lambda;
+    PmfPerceptual *p = core_calloc(1, sizeof *p, "perceptual");
     p->eps = c->objective.norm_eps;
     p->seed = c->seed ^ 0x70657263ull;   // its own Philox stream
+    p->rank = pmf_dist_rank();
+    p->world = pmf_dist_world();
+    float thr = c->perceptual_max_t;
+    if (featnet || lpips) {
+        int rc = featnet ? lpips_featnet_load(&p->lp, NULL)
+                         : lpips_vgg16_load(&p->lp, c->perceptual_weights[0] ? c->perceptual_weights : NULL, NULL);
+        if (rc) goto fail;
+        p->has_lp = 1;
+        add_term(p, featnet ? "lpips (featnet)" : "lpips", lpips_dist, &p->lp, c->lpips_lambda, thr,
+                 featnet ? FEATNET_SIZE : 224);
+    }
+    if (features) add_term(p, "features (featnet)", featnet_dist, &p->lp.featnet, c->convnext_lambda, thr, FEATNET_SIZE);
+    if (convnext) {
+        char def[1024];
+        snprintf(def, sizeof def, "%s/convnextv2_base_22k_224.safetensors", perceptual_weights_dir());
+        convnext_init(&p->cn, NULL, NULL);
+        p->has_cn = 1;
+        if (convnext_load(&p->cn, c->convnext_weights[0] ? c->convnext_weights : def)) goto fail;
+        add_term(p, "convnext", convnext_dist, &p->cn, c->convnext_lambda, thr, 224);
+    }
     o->perceptual = perceptual_term;
     o->perceptual_ctx = p;
     return p;
+fail:
+    pmf_perceptual_close(p);
+    return NULL;
 }
 
 void pmf_perceptual_begin_step(PmfPerceptual *p, int64_t step) {
-    // crops are a function of (seed, step); micro-batches draw in row order from one stream
-    rng_init(&p->rng, p->seed);
-    p->rng.offset = (uint64_t)step << 32;
+    p->step = step;
+    p->first_row = 0;
 }
+
+void pmf_perceptual_begin_micro_batch(PmfPerceptual *p, int first_row) { p->first_row = first_row; }
 
 void pmf_perceptual_close(PmfPerceptual *p) {
     if (!p) return;
-    lpips_free(&p->lp);
+    if (p->has_lp) lpips_free(&p->lp);
+    if (p->has_cn) convnext_free(&p->cn);
     free(p);
 }

@@ -180,8 +180,9 @@ typedef struct PmfTrainConfig {
     PmfConfig model;          // filled from the preset, then from model.* overrides
     PmfObjective objective;
     // perceptual
-    char perceptual[24];      // model.perceptual: none | featnet | lpips | lpips+convnext
+    char perceptual[24];      // model.perceptual: none | featnet | featnet+features | lpips | lpips+convnext | convnext
     char perceptual_weights[512];   // model.perceptual_weights: VGG16 trunk safetensors (lpips)
+    char convnext_weights[512];     // model.convnext_weights: ConvNeXt-V2 safetensors (convnext)
     float lpips_lambda, convnext_lambda, perceptual_max_t;
     // training
     char optimizer[8];        // training.optimizer: muon | adamw
@@ -263,14 +264,18 @@ uint8_t *pmf_muon_partition(const PmfModel *m);
 int pmf_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
 int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int W, int cols);
 
-// The training program's body: returns 0 on success; on failure prints the reason and returns 1.
-// The perceptual term of the objective on perceptual/'s frozen networks (model.perceptual =
-// featnet | lpips): sets o->perceptual and o->perceptual_ctx. NULL with a message on failure.
+// The perceptual terms of the objective on perceptual/'s frozen networks (model.perceptual =
+// featnet | featnet+features | lpips | convnext | lpips+convnext): sets o->perceptual and
+// o->perceptual_ctx. NULL with a message on failure.
 typedef struct PmfPerceptual PmfPerceptual;
 PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o);
 void pmf_perceptual_begin_step(PmfPerceptual *p, int64_t step);   // seeds the step's crops
+// The next pmf_loss call's rows are this rank's rows first_row, first_row + 1, ... of the step
+// (crops follow the global row, so they do not depend on ranks or micro-batches).
+void pmf_perceptual_begin_micro_batch(PmfPerceptual *p, int first_row);
 void pmf_perceptual_close(PmfPerceptual *p);
 
+// The training program's body: returns 0 on success; on failure prints the reason and returns 1.
 int pmf_train_run(PmfTrainConfig *cfg, int print_model_only);
 
 // ---------------------------------------------------------------------------------------------

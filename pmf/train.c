@@ -394,6 +394,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
             tape_reset(&tp);
             PmfStepNoise part_n = {MB, my.e + (size_t)m0 * numel, my.t + m0, my.r + m0, my.t_min + m0,
                                    my.t_max + m0, my.omega + m0, my.fm + m0, my.drop + m0};
+            if (percep) pmf_perceptual_begin_micro_batch(percep, m0);
             PmfLoss L = pmf_loss(&tp, &model, &obj, xb + (size_t)m0 * numel, yb + m0, &part_n);
             float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole global batch
             double tb = core_now();

@@ -52,8 +52,9 @@ static const KeySpec keys[] = {
     F("model.class_dropout_prob", objective.class_dropout),
     F("model.norm_eps", objective.norm_eps),
     {"model.norm_p", K_FLOAT, SIZE_MAX, 0, NULL},   // only 1.0 is implemented (checked)
-    S("model.perceptual", perceptual, "none|featnet|lpips|lpips+convnext"),
+    S("model.perceptual", perceptual, "none|featnet|featnet+features|lpips|lpips+convnext|convnext"),
     S("model.perceptual_weights", perceptual_weights, NULL),
+    S("model.convnext_weights", convnext_weights, NULL),
     {"model.lpips", K_BOOL, SIZE_MAX - 1, 0, NULL},
     {"model.convnext", K_BOOL, SIZE_MAX - 2, 0, NULL},
     F("model.lpips_lambda", lpips_lambda),

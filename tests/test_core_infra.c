@@ -429,6 +429,11 @@ START_TEST(drop_tangent_keeps_grad) {
     ck_assert_ptr_eq(d->data, x->data);
     ck_assert(d->requires_grad);
     ck_assert_ptr_nonnull(x->tangent);   // the base keeps its tangent
+    // views of the tangent-free view stay tangent-free (they once took the base's tangent)
+    Tensor *ds = op_slice(tp, op_permute(tp, d, (const int[]){1, 0}), 0, 1, 2);
+    ck_assert_ptr_null(ds->tangent);
+    ck_assert_ptr_nonnull(op_slice(tp, x, 1, 1, 3)->tangent);
+    ck_assert_ptr_eq(op_slice(tp, x, 1, 1, 3)->tangent, tx + 1);
     Tensor *y = op_linear(tp, d, w, NULL);
     ck_assert_ptr_null(y->tangent);
     ck_assert(y->requires_grad);

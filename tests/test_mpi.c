@@ -1,7 +1,8 @@
 // tests/test_mpi.c: data parallel training under `mpirun -np 2` (pmf/dist.c, docs/cluster.md), on
 // Fashion-MNIST with the shrunken S/4 of test_pmf_train.c:
 //  - 2 ranks with batch 4 each reach the parameters of 1 rank with batch 8 after 5 steps (within
-//    1e-5 relative: only the float summation order differs), and both ranks hold the same bits;
+//    4e-4 relative: only the float summation order differs), and both ranks hold the same bits;
+//    the perceptual terms are on, so this also checks that crops do not depend on the rank;
 //  - a 2-rank run stopped after 3 steps and resumed from its checkpoint ends bit for bit where an
 //    unbroken 2-rank run of 5 steps ends;
 //  - the rank check notices ranks that differ in one bit;
@@ -32,6 +33,8 @@ static int small_config(PmfTrainConfig *c, const char *out, int steps, int batch
         {"training.learning_rate", "0.001"}, {"training.steps", v[0]}, {"training.batch_size", v[1]},
         {"training.micro_batch", "0"}, {"training.checkpoint_per_step", v[2]}, {"training.sample_per_step", "0"},
         {"training.log_per_step", "1000"}, {"training.seed", "11"}, {"out", out},
+        // both featnet terms on: their crops must follow the global row, not the rank's
+        {"model.perceptual", "featnet+features"},
     };
     pmf_train_config_default(c);
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
@@ -188,8 +191,12 @@ START_TEST(two_ranks_reach_one_ranks_parameters) {
     printf("  1 rank x batch 8 vs 2 ranks x batch 4, 5 Muon steps: parameters differ by %.2e relative (max %.2e), "
            "the updates by %.2e relative\n", rel, dmax, rel_upd);
     ck_assert_msg(upd > 0, "training changed nothing");
-    ck_assert_msg(rel < 1e-5, "2 ranks differ from 1 rank: %.3g relative", rel);
-    ck_assert_msg(rel_upd < 1e-3, "2 ranks' updates differ from 1 rank's: %.3g relative", rel_upd);
+    // Measured with the perceptual terms on: 3.8e-5 (updates 5.4e-3), and 4.1e-3 when each rank
+    // drew the crops of its own first rows. Without them: 6.7e-8 (updates 9e-6). The crops and
+    // per-sample distances agree to 6 digits; the rest is float summation order amplified where
+    // Adam normalises near-zero gradients (the zero-initialised gates), not yet pinned down further.
+    ck_assert_msg(rel < 4e-4, "2 ranks differ from 1 rank: %.3g relative", rel);
+    ck_assert_msg(rel_upd < 5e-2, "2 ranks' updates differ from 1 rank's: %.3g relative", rel_upd);
     free(p1), free(p2);
     pmf_model_free(&init);
     remove_root(root);
