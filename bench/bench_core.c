@@ -125,44 +125,72 @@ static void bench_attention(Tape *tp, int B, int T, int NH, int HS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// VGG16's first convolutions at 224: op_conv2d against the raw sgemm of the same im2col GEMM
-// (Cout x (Cin*9) times (Cin*9) x (H*W), once per image).
+// VGG16's convolutions (3x3, pad 1): op_conv2d against the raw sgemm of the same im2col GEMM
+// (Cout x (Cin*9) times (Cin*9) x (H*W), once per image, threaded sgemm, columns precomputed so
+// the reference does no im2col at all). Forward alone, and forward + backward to the input (the
+// weight frozen, as in VGG16/LPIPS), whose reference adds the (Cin*9) x (H*W) = w^T dy GEMM.
 
 typedef struct {
-    int N, Cin, Cout, H, W;
-    float *x, *w, *cols, *y;
+    int N, Cin, Cout, H, W, KH, pad, groups, backward;
+    float *x, *w, *cols, *y, *dy;
     Tape *tp;
-    Tensor *tx, *tw;
 } ConvCtx;
 
 static void raw_conv_gemm(void *p) {
     ConvCtx *c = p;
     int K = c->Cin * 9, HW = c->H * c->W;
-    for (int i = 0; i < c->N; i++)
+    for (int i = 0; i < c->N; i++) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->Cout, HW, K, 1.0f, c->w, K, c->cols, HW, 0.0f,
                     c->y + (size_t)i * c->Cout * HW, HW);
+        if (c->backward)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, HW, c->Cout, 1.0f, c->w, K,
+                        c->dy + (size_t)i * c->Cout * HW, HW, 0.0f, c->cols, HW);
+    }
 }
 
 static void conv_op(void *p) {
     ConvCtx *c = p;
     tape_reset(c->tp);
-    int xs[4] = {c->N, c->Cin, c->H, c->W}, ws[4] = {c->Cout, c->Cin, 3, 3};
-    op_conv2d(c->tp, tensor_wrap(c->tp, c->x, 4, xs, "x"), tensor_wrap(c->tp, c->w, 4, ws, "w"), NULL, 1, 1, 1, 1, 1);
+    tape_set_recording(c->tp, c->backward);
+    int xs[4] = {c->N, c->Cin, c->H, c->W}, ws[4] = {c->Cout, c->Cin / c->groups, c->KH, c->KH};
+    Tensor *x = tensor_wrap(c->tp, c->x, 4, xs, "x");
+    x->requires_grad = c->backward;
+    Tensor *y = op_conv2d(c->tp, x, tensor_wrap(c->tp, c->w, 4, ws, "w"), NULL, 1, 1, c->pad, c->pad, c->groups);
+    if (c->backward) tape_backward(c->tp, y, c->dy);
 }
 
 static void bench_conv(Tape *tp, const char *name, int N, int Cin, int Cout, int HW) {
-    ConvCtx c = {N, Cin, Cout, HW, HW, NULL, NULL, NULL, NULL, tp, NULL, NULL};
-    int64_t nx = (int64_t)N * Cin * HW * HW, nw = (int64_t)Cout * Cin * 9;
-    c.x = malloc(nx * 4), c.w = malloc(nw * 4);
-    c.cols = malloc((size_t)Cin * 9 * HW * HW * 4), c.y = malloc((size_t)N * Cout * HW * HW * 4);
-    fill(c.x, nx, 6), fill(c.w, nw, 7), fill(c.cols, (int64_t)Cin * 9 * HW * HW, 8);
-    tape_set_recording(tp, 0);
+    ConvCtx c = {N, Cin, Cout, HW, HW, 3, 1, 1, 0, NULL, NULL, NULL, NULL, NULL, tp};
+    int64_t nx = (int64_t)N * Cin * HW * HW, nw = (int64_t)Cout * Cin * 9, ny = (int64_t)N * Cout * HW * HW;
+    c.x = malloc(nx * 4), c.w = malloc(nw * 4), c.dy = malloc(ny * 4);
+    c.cols = malloc((size_t)Cin * 9 * HW * HW * 4), c.y = malloc(ny * 4);
+    fill(c.x, nx, 6), fill(c.w, nw, 7), fill(c.cols, (int64_t)Cin * 9 * HW * HW, 8), fill(c.dy, ny, 9);
     double flop = 2.0 * N * Cout * (double)Cin * 9 * HW * HW;
     double t_raw = median_time(raw_conv_gemm, &c, 5);
     double t_op = median_time(conv_op, &c, 5);
-    printf("  %-8s N%d %3d->%3d @%d   op %6.1f GFLOP/s   im2col GEMM alone %6.1f GFLOP/s   op/gemm %.2f\n", name,
-           N, Cin, Cout, HW, flop / t_op * 1e-9, flop / t_raw * 1e-9, t_raw / t_op);
-    free(c.x), free(c.w), free(c.cols), free(c.y);
+    c.backward = 1;
+    double tb_raw = median_time(raw_conv_gemm, &c, 5);
+    double tb_op = median_time(conv_op, &c, 5);
+    printf("  %-8s N%d %3d->%3d @%-3d fwd: op %5.1f GFLOP/s, GEMM %5.1f, op/gemm %.2f   fwd+bwd(x): op %5.1f, GEMMs %5.1f, op/gemm %.2f\n",
+           name, N, Cin, Cout, HW, flop / t_op * 1e-9, flop / t_raw * 1e-9, t_raw / t_op, 2 * flop / tb_op * 1e-9,
+           2 * flop / tb_raw * 1e-9, tb_raw / tb_op);
+    free(c.x), free(c.w), free(c.cols), free(c.y), free(c.dy);
+}
+
+// Depthwise KxK (ConvNeXt's 7x7 pad 3, groups = C): op_conv2d forward, and forward + backward to
+// the input and the weight, in ms and GFLOP/s (2 flops per tap; backward counts twice).
+static void bench_dwconv(Tape *tp, int N, int C, int HW, int K) {
+    ConvCtx c = {N, C, C, HW, HW, K, K / 2, C, 0, NULL, NULL, NULL, NULL, NULL, tp};
+    int64_t nx = (int64_t)N * C * HW * HW, nw = (int64_t)C * K * K;
+    c.x = malloc(nx * 4), c.w = malloc(nw * 4), c.dy = malloc(nx * 4);
+    fill(c.x, nx, 12), fill(c.w, nw, 13), fill(c.dy, nx, 14);
+    double flop = 2.0 * nx * K * K;
+    double t_f = median_time(conv_op, &c, 5);
+    c.backward = 1;
+    double t_fb = median_time(conv_op, &c, 5);
+    printf("  dwconv%dx%d N%d C%-4d @%-3d forward %7.2f ms (%5.1f GFLOP/s)   fwd+bwd(x) %7.2f ms (%5.1f GFLOP/s)\n", K, K,
+           N, C, HW, 1e3 * t_f, flop / t_f * 1e-9, 1e3 * t_fb, 3 * flop / t_fb * 1e-9);
+    free(c.x), free(c.w), free(c.dy);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,29 +277,46 @@ static void bench_block(Tape *tp, int B, int grid, int D, int NH) {
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     int threads = argc > 1 ? atoi(argv[1]) : 0;
+    // optional second argument: run one section only (linear, attention, conv, block)
+    const char *only = argc > 2 ? argv[2] : NULL;
+#define SECTION(name) (!only || !strcmp(only, name))
     core_set_threads(threads);
     Arena arena;
     arena_init(&arena, 256 << 20);
     Tape tp;
     tape_init(&tp, &arena);
     printf("bench_core: %d threads (medians; ratios are against work measured in this run)\n", core_threads());
-    printf("GEMM-backed linear (4096 tokens):\n");
-    int widths[3] = {256, 768, 1024};
-    for (int i = 0; i < 3; i++) {
-        bench_linear(&tp, 4096, widths[i], widths[i]);
-        bench_linear(&tp, 4096, widths[i], 4 * widths[i]);
+    if (SECTION("linear")) {
+        printf("GEMM-backed linear (4096 tokens):\n");
+        int widths[3] = {256, 768, 1024};
+        for (int i = 0; i < 3; i++) {
+            bench_linear(&tp, 4096, widths[i], widths[i]);
+            bench_linear(&tp, 4096, widths[i], 4 * widths[i]);
+        }
     }
-    printf("attention:\n");
-    bench_attention(&tp, 8, 276, 12, 64);
-    bench_attention(&tp, 64, 84, 4, 48);
-    printf("VGG16 first convolutions at 224 (3x3, pad 1):\n");
-    bench_conv(&tp, "conv1_1", 2, 3, 64, 224);
-    bench_conv(&tp, "conv1_2", 2, 64, 64, 224);
-    bench_conv(&tp, "conv2_1", 2, 64, 128, 112);
-    bench_conv(&tp, "conv2_2", 2, 128, 128, 112);
-    printf("transformer block, tangent overhead:\n");
-    bench_block(&tp, 64, 8, 192, 4);
-    bench_block(&tp, 4, 16, 768, 12);
+    if (SECTION("attention")) {
+        printf("attention:\n");
+        bench_attention(&tp, 8, 276, 12, 64);
+        bench_attention(&tp, 64, 84, 4, 48);
+    }
+    if (SECTION("conv")) {
+        printf("VGG16 convolutions at 224 (3x3, pad 1):\n");
+        bench_conv(&tp, "conv1_1", 2, 3, 64, 224);
+        bench_conv(&tp, "conv1_2", 2, 64, 64, 224);
+        bench_conv(&tp, "conv2_2", 2, 128, 128, 112);
+        bench_conv(&tp, "conv3_2", 8, 256, 256, 56);
+        bench_conv(&tp, "conv4_2", 8, 512, 512, 28);
+        bench_conv(&tp, "conv5_2", 8, 512, 512, 14);
+        printf("depthwise convolutions (ConvNeXt 7x7 pad 3):\n");
+        bench_dwconv(&tp, 8, 96, 56, 7);
+        bench_dwconv(&tp, 8, 384, 14, 7);
+        bench_dwconv(&tp, 8, 768, 7, 7);
+    }
+    if (SECTION("block")) {
+        printf("transformer block, tangent overhead:\n");
+        bench_block(&tp, 64, 8, 192, 4);
+        bench_block(&tp, 4, 16, 768, 12);
+    }
     tape_free(&tp);
     arena_free(&arena);
     return 0;

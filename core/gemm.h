@@ -13,6 +13,14 @@ static inline void sgemm_rm(int ta, int tb, int M, int N, int K, const float *A,
                 1.0f, A, ta ? M : K, B, tb ? K : N, beta, C, N);
 }
 
+// The same with explicit leading dimensions (row strides in elements): sub-blocks of larger arrays.
+static inline void sgemm_ld(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                            int ldb, float *C, int ldc, float beta) {
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
 // OpenBLAS called from inside an OpenMP loop must run single-threaded (each loop thread does its
 // own small GEMMs; a threaded call would contend for the one BLAS thread pool). Bracket such loops.
 // OpenBLAS's OpenMP build does this by itself (and its set_num_threads would change OpenMP's

@@ -43,27 +43,57 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph
     Tensor *y = tape_output(tp, 4, shape, &x, 1);
     int OHW = s.OH * s.OW, HW = s.H * s.W;
     int *arg = tape_alloc(tp, (size_t)s.planes * OHW * sizeof(int));
+    if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && 2 * s.OH <= s.H && 2 * s.OW <= s.W) {
+        // VGG's 2x2 stride-2 pool, every window inside: no bounds tests (same first-max and NaN rule)
 #pragma omp parallel for schedule(static)
-    for (int p = 0; p < s.planes; p++) {
-        const float *xp = x->data + (size_t)p * HW;
-        for (int oh = 0; oh < s.OH; oh++)
-            for (int ow = 0; ow < s.OW; ow++) {
-                float best = -FLT_MAX;
-                int bi = -1;
-                for (int i = oh * sh - ph; i < oh * sh - ph + kh; i++) {
-                    if (i < 0 || i >= s.H) continue;
-                    for (int j = ow * sw - pw; j < ow * sw - pw + kw; j++) {
-                        if (j < 0 || j >= s.W) continue;
-                        float v = xp[i * s.W + j];
-                        if (bi < 0 || v > best || v != v) best = v, bi = i * s.W + j;
-                    }
+        for (int p = 0; p < s.planes; p++) {
+            const float *xp = x->data + (size_t)p * HW;
+            float *yp = y->data + (size_t)p * OHW;
+            int *ap = arg + (size_t)p * OHW;
+            for (int oh = 0; oh < s.OH; oh++) {
+                const float *r0 = xp + (size_t)2 * oh * s.W, *r1 = r0 + s.W;
+                for (int ow = 0; ow < s.OW; ow++) {
+                    int i0 = 2 * oh * s.W + 2 * ow;
+                    float best = r0[2 * ow], v;
+                    int bi = i0;
+                    v = r0[2 * ow + 1];
+                    if (v > best || v != v) best = v, bi = i0 + 1;
+                    v = r1[2 * ow];
+                    if (v > best || v != v) best = v, bi = i0 + s.W;
+                    v = r1[2 * ow + 1];
+                    if (v > best || v != v) best = v, bi = i0 + s.W + 1;
+                    yp[oh * s.OW + ow] = best;
+                    ap[oh * s.OW + ow] = bi;
                 }
-                y->data[(size_t)p * OHW + oh * s.OW + ow] = best;
-                arg[(size_t)p * OHW + oh * s.OW + ow] = bi;
             }
+        }
+    } else {
+#pragma omp parallel for schedule(static)
+        for (int p = 0; p < s.planes; p++) {
+            const float *xp = x->data + (size_t)p * HW;
+            for (int oh = 0; oh < s.OH; oh++)
+                for (int ow = 0; ow < s.OW; ow++) {
+                    float best = -FLT_MAX;
+                    int bi = -1;
+                    for (int i = oh * sh - ph; i < oh * sh - ph + kh; i++) {
+                        if (i < 0 || i >= s.H) continue;
+                        for (int j = ow * sw - pw; j < ow * sw - pw + kw; j++) {
+                            if (j < 0 || j >= s.W) continue;
+                            float v = xp[i * s.W + j];
+                            if (bi < 0 || v > best || v != v) best = v, bi = i * s.W + j;
+                        }
+                    }
+                    y->data[(size_t)p * OHW + oh * s.OW + ow] = best;
+                    arg[(size_t)p * OHW + oh * s.OW + ow] = bi;
+                }
+        }
     }
     if (y->tangent) {
-        for (int64_t i = 0; i < y->numel; i++) y->tangent[i] = x->tangent[(i / OHW) * HW + arg[i]];
+        float *ty = y->tangent;
+        const float *tx = x->tangent;
+        int64_t ny = y->numel;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < ny; i++) ty[i] = tx[(i / OHW) * HW + arg[i]];
     }
     TapeNode *n = tape_record(tp, "maxpool2d", y, maxpool_backward_node, &x, 1);
     if (n) {

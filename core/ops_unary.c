@@ -3,6 +3,7 @@
 //
 // The forward also writes f'(x) when a tangent or a gradient will need it, so the tangent is
 // y' = f'(x) x' and the backward dx += f'(x) dy: one derivative evaluation serves both faces.
+// ReLU is the exception: its derivative is the mask y > 0, read from the output, so it saves nothing.
 #include "core.h"
 
 #include <math.h>
@@ -83,10 +84,36 @@ static Tensor *unary_op(Tape *tp, UnaryKind kind, Tensor *x, float p0, float p1)
     return y;
 }
 
+// ReLU saves nothing: its derivative is the mask y > 0 of its own output (y > 0 iff x > 0, and a
+// NaN input gives y = 0 and derivative 0, as unary_forward's rule).
+static void relu_backward_node(Tape *tp, TapeNode *n) {
+    const float *y = n->out->data, *dy = n->out->grad;
+    float *dx = tensor_grad(tp, n->in[0]);
+    int64_t N = n->out->numel;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static Tensor *relu_op(Tape *tp, Tensor *x) {
+    tensor_require_contiguous(x, "relu");
+    Tensor *y = tape_output(tp, x->ndim, x->shape, &x, 1);
+    int64_t N = x->numel;
+    const float *xd = x->data, *tx = x->tangent;
+    float *yd = y->data, *ty = y->tangent;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) yd[i] = xd[i] > 0.0f ? xd[i] : 0.0f;
+    if (ty) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < N; i++) ty[i] = yd[i] > 0.0f ? tx[i] : 0.0f;
+    }
+    tape_record(tp, "relu", y, relu_backward_node, &x, 1);
+    return y;
+}
+
 Tensor *op_silu(Tape *tp, Tensor *x) { return unary_op(tp, U_SILU, x, 0, 0); }
 Tensor *op_gelu_tanh(Tape *tp, Tensor *x) { return unary_op(tp, U_GELU_TANH, x, 0, 0); }
 Tensor *op_gelu_erf(Tape *tp, Tensor *x) { return unary_op(tp, U_GELU_ERF, x, 0, 0); }
-Tensor *op_relu(Tape *tp, Tensor *x) { return unary_op(tp, U_RELU, x, 0, 0); }
+Tensor *op_relu(Tape *tp, Tensor *x) { return relu_op(tp, x); }
 Tensor *op_sigmoid(Tape *tp, Tensor *x) { return unary_op(tp, U_SIGMOID, x, 0, 0); }
 Tensor *op_exp(Tape *tp, Tensor *x) { return unary_op(tp, U_EXP, x, 0, 0); }
 Tensor *op_sqrt(Tape *tp, Tensor *x) { return unary_op(tp, U_SQRT, x, 0, 0); }

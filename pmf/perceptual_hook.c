@@ -102,8 +102,11 @@ PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
     p->world = pmf_dist_world();
     float thr = c->perceptual_max_t;
     if (featnet || lpips) {
+        // lpips_vgg16_load leaves the trunk zeroed for a NULL path (tests): name the default file
+        char vgg[1024];
+        snprintf(vgg, sizeof vgg, "%s/vgg16_features.safetensors", perceptual_weights_dir());
         int rc = featnet ? lpips_featnet_load(&p->lp, NULL)
-                         : lpips_vgg16_load(&p->lp, c->perceptual_weights[0] ? c->perceptual_weights : NULL, NULL);
+                         : lpips_vgg16_load(&p->lp, c->perceptual_weights[0] ? c->perceptual_weights : vgg, NULL);
         if (rc) goto fail;
         p->has_lp = 1;
         add_term(p, featnet ? "lpips (featnet)" : "lpips", lpips_dist, &p->lp, c->lpips_lambda, thr,

@@ -4,12 +4,16 @@
 // Tolerances: 1e-5 relative vs PyTorch (float32 sums of at most 48 products against a float64
 // reference). Every op here is linear in each input (max-pool piecewise linear), so central
 // differences have no truncation error: 2e-3 covers float32 rounding of the perturbed inputs at
-// eps 1e-2. Max-pool inputs are spaced 0.02 apart, so its step is 1e-3 and cannot move an argmax.
+// eps 1e-2. The depthwise 7x7 and batch-4 rows sum up to 72 products (weight gradients), still
+// far inside 1e-5. Max-pool inputs are spaced 0.02 apart, so its step is 1e-3 and cannot move an argmax.
 #include "harness.h"
+
+#include <stdlib.h>
 
 // conv2d(x, w, b) with per-axis stride, pad and groups; b absent when the row has 2 inputs.
 #define CONV(fname, sh, sw, ph, pw, groups, n_in)                                                     \
     static Tensor *fname(Tape *tp, Tensor **in, const SafeTensors *g) {                               \
+        unsetenv("PMF_CONV_TILE_ROWS");                                                                \
         return op_conv2d(tp, in[0], in[1], (n_in) == 3 ? in[2] : NULL, sh, sw, ph, pw, groups);       \
     }
 CONV(conv_s1_p1, 1, 1, 1, 1, 1, 3)
@@ -19,6 +23,22 @@ CONV(conv_g2, 1, 1, 1, 1, 2, 3)
 CONV(conv_dw, 1, 1, 1, 1, 3, 3)
 CONV(conv_patch4, 4, 4, 0, 0, 1, 3)
 CONV(conv_rect, 1, 2, 1, 0, 1, 3)
+CONV(conv_dw7, 1, 1, 3, 3, 16, 3)
+CONV(conv_dw3_s2, 2, 2, 1, 1, 4, 3)
+CONV(conv_stem4, 4, 4, 0, 0, 1, 3)
+CONV(conv_k2s2, 2, 2, 0, 0, 1, 3)
+
+// The same convolutions with the GEMM path cut into tiles of `rows` output rows (core/ops_conv.c
+// reads PMF_CONV_TILE_ROWS on every call; by default these tiny images are one tile each). The
+// setting stays on through the row's backward pass; the plain builders above clear it.
+#define CONV_TILED(fname, rows, sh, sw, ph, pw, n_in)                                                 \
+    static Tensor *fname(Tape *tp, Tensor **in, const SafeTensors *g) {                               \
+        setenv("PMF_CONV_TILE_ROWS", #rows, 1);                                                        \
+        return op_conv2d(tp, in[0], in[1], (n_in) == 3 ? in[2] : NULL, sh, sw, ph, pw, 1);            \
+    }
+CONV_TILED(conv_s1_p1_tiles2, 2, 1, 1, 1, 1, 3)
+CONV_TILED(conv_s2_p0_tiles1, 1, 2, 2, 0, 0, 2)
+CONV_TILED(conv_1x1_tiles2, 2, 1, 1, 0, 0, 3)
 
 static Tensor *max_2s2(Tape *tp, Tensor **in, const SafeTensors *g) {
     return op_maxpool2d(tp, in[0], 2, 2, 2, 2, 0, 0, 0);
@@ -65,6 +85,14 @@ static const OpCase conv_cases[] = {
     {"conv_depthwise", conv_dw, 3, 0, 1e-5, 2e-3, 1e-2},
     {"conv_patch4", conv_patch4, 3, 0, 1e-5, 2e-3, 1e-2},
     {"conv_rect_k3x2_s1x2_p1x0", conv_rect, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_3x3_batch4", conv_s1_p1, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_3x3_batch4", conv_s1_p1_tiles2, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_3x3_s2_p0_nobias", conv_s2_p0_tiles1, 2, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_1x1", conv_1x1_tiles2, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_dw7_p3_c16", conv_dw7, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_dw3_s2_p1", conv_dw3_s2, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_stem4x4_s4", conv_stem4, 3, 0, 1e-5, 2e-3, 1e-2},
+    {"conv_2x2_s2", conv_k2s2, 3, 0, 1e-5, 2e-3, 1e-2},
 };
 
 static const OpCase pool_cases[] = {

@@ -201,6 +201,36 @@ END_TEST
 // A child saves checkpoints of a real training state in a loop, each with a distinct step and
 // parameters all equal to that step; the parent SIGKILLs it at random moments. Whatever instant
 // the kill lands on, the file on disk must load and be one whole checkpoint.
+// The 224 px perceptual terms need converted weights: without them pmf_train stops before the first
+// step with a message naming the converter, never trains on a zeroed network. (featnet's weights
+// are committed; its terms are trained with in test_mpi.)
+START_TEST(missing_perceptual_weights_stop_the_run) {
+    const char *cases[][3] = {
+        {"lpips", "model.perceptual_weights", "convert_weights.py vgg16"},
+        {"lpips+convnext", "model.perceptual_weights", "convert_weights.py vgg16"},
+        {"convnext", "model.convnext_weights", "convert_weights.py convnextv2"},
+    };
+    for (int i = 0; i < 3; i++) {
+        char root[] = "/tmp/pmf_noweights_XXXXXX", out[256], w[300];
+        ck_assert(mkdtemp(root) != NULL);
+        snprintf(out, sizeof out, "%s/run", root);
+        snprintf(w, sizeof w, "%s/absent.safetensors", root);
+        PmfTrainConfig c;
+        small_config(&c, out, "muon", 1, 4, 0);
+        ck_assert(pmf_train_config_set(&c, "model.perceptual", cases[i][0]) == 0);
+        ck_assert(pmf_train_config_set(&c, cases[i][1], w) == 0);
+        ck_assert_msg(pmf_train_run(&c, 0) != 0, "%s trained without its weights", cases[i][0]);
+        ck_assert_msg(strstr(core_last_error(), cases[i][2]) && strstr(core_last_error(), "absent.safetensors"),
+                      "%s: the error does not name the file and the converter: %s", cases[i][0], core_last_error());
+        char p[300];
+        snprintf(p, sizeof p, "%s/checkpoint.safetensors", out);
+        ck_assert_msg(access(p, F_OK) != 0, "%s wrote a checkpoint", cases[i][0]);
+        snprintf(p, sizeof p, "rm -rf '%s'", root);
+        ck_assert(system(p) == 0);
+    }
+}
+END_TEST
+
 START_TEST(sigkill_while_saving_leaves_a_loadable_checkpoint) {
     char root[] = "/tmp/pmf_kill_XXXXXX", path[300];
     ck_assert(mkdtemp(root) != NULL);
@@ -275,6 +305,7 @@ int main(void) {
     tcase_add_test(tc, resume_is_bit_exact_from_shards);
     tcase_add_test(tc, micro_batches_give_the_batch_update);
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
+    tcase_add_test(tc, missing_perceptual_weights_stop_the_run);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -46,6 +46,23 @@ def conv_cases():
     write_case("conv_rect_k3x2_s1x2_p1x0", conv((1, 2), (1, 0)),
                [randn(2, 3, 5, 7, seed=160), randn(4, 3, 3, 2, seed=161, scale=0.5), randn(4, seed=162)], seed=163)
 
+    # batch 4, 9x7 -> 9x7: the C test runs it twice, once with the default tiling (one tile per
+    # image) and once with 2-row tiles (PMF_CONV_TILE_ROWS=2: 5 tiles, the last one short)
+    write_case("conv_3x3_batch4", conv(1, 1),
+               [randn(4, 3, 9, 7, seed=170), randn(5, 3, 3, 3, seed=171, scale=0.5), randn(5, seed=172)], seed=173)
+    # depthwise 7x7 pad 3 (ConvNeXt's block conv), 16 channels, 6x6, one image: every tap crosses a border
+    write_case("conv_dw7_p3_c16", conv(1, 3, groups=16),
+               [randn(1, 16, 6, 6, seed=180), randn(16, 1, 7, 7, seed=181, scale=0.3), randn(16, seed=182)], seed=183)
+    # depthwise 3x3, stride 2, pad 1 (the direct kernel's strided loops): 7x7 -> 4x4
+    write_case("conv_dw3_s2_p1", conv(2, 1, groups=4),
+               [randn(2, 4, 7, 7, seed=190), randn(4, 1, 3, 3, seed=191, scale=0.5), randn(4, seed=192)], seed=193)
+    # ConvNeXt stem: 4x4 stride 4, 8x12 -> 2x3, 3 -> 8 channels
+    write_case("conv_stem4x4_s4", conv(4, 0),
+               [randn(2, 3, 8, 12, seed=195), randn(8, 3, 4, 4, seed=196, scale=0.3), randn(8, seed=197)], seed=198)
+    # ConvNeXt downsample: 2x2 stride 2, 6x8 -> 3x4, 4 -> 6 channels
+    write_case("conv_2x2_s2", conv(2, 0),
+               [randn(2, 4, 6, 8, seed=185), randn(6, 4, 2, 2, seed=186, scale=0.5), randn(6, seed=187)], seed=188)
+
 
 def pool_cases():
     write_case("maxpool_2x2_s2", lambda x: F.max_pool2d(x, 2, 2),
