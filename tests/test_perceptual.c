@@ -306,6 +306,17 @@ START_TEST(test_featnet_accuracy) {
     double acc = featnet_accuracy(&lp->featnet, &d);
     printf("featnet: Fashion-MNIST test accuracy %.2f%%\n", 100 * acc);
     ck_assert_msg(acc >= 0.90, "featnet test accuracy %.4f < 0.90", acc);
+    {   // the held-out evaluator of experiments/ (another seed) is held to the same bar
+        char path[1024];
+        snprintf(path, sizeof path, "%s/featnet_fmnist_heldout.safetensors", perceptual_weights_dir());
+        FeatNet held;
+        featnet_init(&held, 0);
+        ck_assert_msg(featnet_load(&held, path) == 0, "%s", core_last_error());
+        double acc2 = featnet_accuracy(&held, &d);
+        printf("featnet (held-out): Fashion-MNIST test accuracy %.2f%%\n", 100 * acc2);
+        ck_assert_msg(acc2 >= 0.90, "held-out featnet test accuracy %.4f < 0.90", acc2);
+        featnet_free(&held);
+    }
     // the features are what a Frechet distance reads: (N, 128), finite, not all equal
     Work w;
     work_init(&w);
