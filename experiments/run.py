@@ -187,7 +187,7 @@ def verdict(name, res):
     if name not in PAPER:
         return "No paper reference for this ablation."
     paper, src = PAPER[name]
-    ours = {r["label"]: r["fd"] for r in res if r["label"] in paper}
+    ours = {a: v[0] for a, v in per_arm(res).items() if a in paper}
     arms = [a for a in paper if a in ours]
     if len(arms) < 2:
         return f"Paper: {src}. Fewer than two comparable arms ran."
@@ -195,8 +195,8 @@ def verdict(name, res):
     agree = [(a, b) for a, b in pairs if (paper[a] < paper[b]) == (ours[a] < ours[b])]
     best_p = min(arms, key=paper.get)
     best_o = min(arms, key=ours.get)
-    lines = [f"Paper ({src}); ours is FD-featnet (EMA) on Fashion-MNIST, a different metric, "
-             "dataset, model size and training length, so only the direction is comparable."]
+    lines = [f"Paper ({src}); ours is FD-featnet (EMA, mean over seeds) on Fashion-MNIST, a different "
+             "metric, dataset, model size and training length, so only the direction is comparable."]
     for a, b in pairs:
         pa, oa = paper[a] / paper[b], ours[a] / ours[b]
         ok = "same direction" if (a, b) in agree else "OPPOSITE direction"
@@ -239,6 +239,15 @@ def write_readme(name, res, args):
     for r in res:
         t.append(f"| {r['label']} | {r['fd']:.1f} | {r['fd_raw']:.1f} | {r['fd_heldout']:.1f} | {r['loss_u']:.4f} | "
                  f"{r['ips']:.0f} | {r['wall'] / 60:.1f} min | {notes[r['label']]} |")
+    pa = per_arm(res)
+    if any(v[2] > 1 for v in pa.values()):
+        t += ["", "Per arm, over seeds (seed 42, 43, ...): mean FD-featnet (EMA), its spread (max - min) "
+              "and the mean held-out FD. A difference between two arms smaller than their spreads is "
+              "within seed noise.", "",
+              "| arm | seeds | FD-featnet (EMA), mean | spread | FD held-out, mean |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+        for arm, (m, sp, n, h) in pa.items():
+            t.append(f"| {arm} | {n} | {m:.1f} | {sp:.1f} | {h:.1f} |")
     t += ["", "## Versus the paper", "", verdict(name, res), "",
           "## Loss", "", "![loss_u](loss.png)", "",
           "## Samples (EMA, omega 2, 1 NFE, one row per class)", "", "![samples](grids.png)", ""]
@@ -404,11 +413,37 @@ def main():
     arms = args.arms.split(",") if args.arms else sorted(n[:-4] for n in os.listdir(cdir) if n.endswith(".yml"))
     ensure_ref()
     jobs = [(a, s) for a in arms for s in range(1, args.seeds + 1)]
-    res = []
     for i, (a, s) in enumerate(jobs, 1):
-        label, out = run_arm(args.name, a, s, args, i, len(jobs))
-        res.append(summarize_arm(label, out))
-    write_readme(args.name, res, args)
+        run_arm(args.name, a, s, args, i, len(jobs))
+    write_readme(args.name, finished_runs(args.name, cdir), args)
+
+
+def finished_runs(name, cdir):
+    """Every finished run of the ablation on disk (all arms, all seeds), so a run of a subset of
+    arms or seeds does not drop the others from the README."""
+    res = []
+    for arm in sorted(n[:-4] for n in os.listdir(cdir) if n.endswith(".yml")):
+        d = os.path.join(HERE, "results", name)
+        labels = [arm] + sorted((l for l in os.listdir(d) if re.fullmatch(re.escape(arm) + r"\.s\d+", l)),
+                                key=lambda l: int(l.split(".s")[1]))
+        for label in labels:
+            out = os.path.join(d, label)
+            if os.path.exists(os.path.join(out, "done")):
+                res.append(summarize_arm(label, out))
+    return res
+
+
+def per_arm(res):
+    """{arm: (mean FD (EMA), spread = max - min over seeds, number of seeds, mean held-out FD)}"""
+    groups = {}
+    for r in res:
+        groups.setdefault(r["label"].split(".s")[0], []).append(r)
+    out = {}
+    for arm, rs in groups.items():
+        fds = [r["fd"] for r in rs]
+        held = [r["fd_heldout"] for r in rs]
+        out[arm] = (sum(fds) / len(fds), max(fds) - min(fds), len(fds), sum(held) / len(held))
+    return out
 
 
 if __name__ == "__main__":
