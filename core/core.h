@@ -274,6 +274,9 @@ Tensor *op_tangent_of(Tape *tp, Tensor *x);
 // Normalisation over the last axis.
 Tensor *op_rmsnorm(Tape *tp, Tensor *x, Tensor *w, float eps);          // w (C) or NULL
 Tensor *op_layernorm(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps);  // w, b (C) or NULL
+// LayerNorm over axis 1 of x (N, C, ...) at every (n, h, w): op_layernorm's numbers on the channels-
+// first layout without transposing (ConvNeXt's LayerNorm over channels). w, b (C) or NULL.
+Tensor *op_layernorm_channels(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps);
 Tensor *op_softmax(Tape *tp, Tensor *x);
 
 // Transformer pieces.

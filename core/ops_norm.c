@@ -1,4 +1,5 @@
 // core/ops_norm.c: normalisations over the last axis: RMSNorm, LayerNorm, softmax.
+// LayerNorm over the channel axis of (N, C, H, W) tensors, op_layernorm_channels, is at the end.
 //
 // Each forward saves the per-row statistic (rstd) so backward and tangent are one pass each.
 // Tangent rules are spec 5.4's: with n the normalised row and e = rstd x' (RMSNorm) or
@@ -285,6 +286,166 @@ Tensor *op_softmax(Tape *tp, Tensor *x) {
     if (n) {
         n->iarg[0] = R;
         n->iarg[1] = C;
+    }
+    return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm over channels: x (N, C, S...) (S the trailing dims, H*W for images), w, b (C) or NULL
+// -> y[n, c, s] = w[c] (x[n, c, s] - mu[n, s]) rstd[n, s] + b[c]; saves mu, rstd (N, S).
+// The same numbers as op_layernorm on the channels-last layout, without the two transposed copies
+// (ConvNeXt's trunk stays NCHW). The statistics of LNC_BLOCK neighbouring positions are summed
+// together channel by channel, so every read is a contiguous run; blocks of positions are
+// independent, so the result does not depend on the thread count.
+
+#define LNC_BLOCK 64
+
+static void layernorm_channels_forward(const float *x, const float *w, const float *b, float *y, float *mu,
+                                       float *rstd, int64_t N, int C, int64_t S, float eps) {
+    int64_t nb = (S + LNC_BLOCK - 1) / LNC_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int64_t job = 0; job < N * nb; job++) {
+        int64_t n = job / nb, p0 = (job % nb) * LNC_BLOCK, len = S - p0 < LNC_BLOCK ? S - p0 : LNC_BLOCK;
+        const float *xb = x + n * C * S + p0;
+        float *yb = y + n * C * S + p0;
+        double m[LNC_BLOCK] = {0}, v[LNC_BLOCK] = {0};
+        float mf[LNC_BLOCK], sf[LNC_BLOCK];
+        for (int c = 0; c < C; c++)
+            for (int64_t i = 0; i < len; i++) m[i] += xb[c * S + i];
+        for (int64_t i = 0; i < len; i++) m[i] /= C;
+        for (int c = 0; c < C; c++)
+            for (int64_t i = 0; i < len; i++) v[i] += (xb[c * S + i] - m[i]) * (xb[c * S + i] - m[i]);
+        for (int64_t i = 0; i < len; i++) {
+            mf[i] = (float)m[i];
+            sf[i] = (float)(1.0 / sqrt(v[i] / C + eps));
+            mu[n * S + p0 + i] = mf[i];
+            rstd[n * S + p0 + i] = sf[i];
+        }
+        for (int c = 0; c < C; c++) {
+            float wc = w ? w[c] : 1.0f, bc = b ? b[c] : 0.0f;
+            const float *xr = xb + c * S;
+            float *yr = yb + c * S;
+            if (w)
+                for (int64_t i = 0; i < len; i++) yr[i] = wc * ((xr[i] - mf[i]) * sf[i]) + bc;
+            else
+                for (int64_t i = 0; i < len; i++) yr[i] = (xr[i] - mf[i]) * sf[i] + bc;
+        }
+    }
+}
+
+// e = rstd (x' - mean_c x'); n' = e - n mean_c(n e); y' = w n' + w' n + b'
+static void layernorm_channels_tangent(const float *x, const float *tx, const float *w, const float *tw,
+                                       const float *tb, const float *mu, const float *rstd, float *ty, int64_t N,
+                                       int C, int64_t S) {
+    int64_t nb = (S + LNC_BLOCK - 1) / LNC_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int64_t job = 0; job < N * nb; job++) {
+        int64_t n = job / nb, p0 = (job % nb) * LNC_BLOCK, len = S - p0 < LNC_BLOCK ? S - p0 : LNC_BLOCK;
+        const float *xb = x + n * C * S + p0, *txb = tx ? tx + n * C * S + p0 : NULL;
+        const float *m = mu + n * S + p0, *s = rstd + n * S + p0;
+        float *tyb = ty + n * C * S + p0;
+        double mt[LNC_BLOCK] = {0}, mne[LNC_BLOCK] = {0};
+        float mtf[LNC_BLOCK] = {0}, mnef[LNC_BLOCK] = {0};
+        if (txb) {
+            for (int c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++) mt[i] += txb[c * S + i];
+            for (int64_t i = 0; i < len; i++) mtf[i] = (float)(mt[i] / C);
+            for (int c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++)
+                    mne[i] += (double)((xb[c * S + i] - m[i]) * s[i]) * (s[i] * (txb[c * S + i] - mtf[i]));
+            for (int64_t i = 0; i < len; i++) mnef[i] = (float)(mne[i] / C);
+        }
+        for (int c = 0; c < C; c++) {
+            const float *xr = xb + c * S, *txr = txb ? txb + c * S : NULL;
+            float *tr = tyb + c * S, wc = w ? w[c] : 1.0f, twc = tw ? tw[c] : 0.0f, tbc = tb ? tb[c] : 0.0f;
+            for (int64_t i = 0; i < len; i++) {
+                float nn = (xr[i] - m[i]) * s[i];
+                float dn = txr ? s[i] * (txr[i] - mtf[i]) - nn * mnef[i] : 0.0f;
+                tr[i] = wc * dn + twc * nn + tbc;
+            }
+        }
+    }
+}
+
+// dn = w dy; dx += rstd (dn - mean_c dn - n mean_c(dn n)); dw[c] += sum_{n,s} dy n; db[c] += sum dy.
+// The weight sums run channel by channel (each thread owns its channels): no partials to merge.
+static void layernorm_channels_backward_node(Tape *tp, TapeNode *nd) {
+    Tensor *x = nd->in[0], *wt = nd->in[1], *bt = nd->in[2];
+    const float *xd = x->data, *w = wt ? wt->data : NULL, *dy = nd->out->grad, *mu = nd->saved[0],
+                *rstd = nd->saved[1];
+    float *dx = tensor_grad(tp, x), *dw = wt ? tensor_grad(tp, wt) : NULL, *db = bt ? tensor_grad(tp, bt) : NULL;
+    int64_t N = nd->iarg[0], S = nd->iarg[2];
+    int C = (int)nd->iarg[1];
+    if (dx) {
+        int64_t nb = (S + LNC_BLOCK - 1) / LNC_BLOCK;
+#pragma omp parallel for schedule(static)
+        for (int64_t job = 0; job < N * nb; job++) {
+            int64_t n = job / nb, p0 = (job % nb) * LNC_BLOCK, len = S - p0 < LNC_BLOCK ? S - p0 : LNC_BLOCK;
+            const float *xb = xd + n * C * S + p0, *dyb = dy + n * C * S + p0;
+            const float *m = mu + n * S + p0, *s = rstd + n * S + p0;
+            float *dxb = dx + n * C * S + p0;
+            double mdn[LNC_BLOCK] = {0}, mdnn[LNC_BLOCK] = {0};
+            float a[LNC_BLOCK], bb[LNC_BLOCK];
+            for (int c = 0; c < C; c++) {
+                const float *xr = xb + c * S, *dyr = dyb + c * S;
+                float wc = w ? w[c] : 1.0f;
+                for (int64_t i = 0; i < len; i++) {
+                    float nn = (xr[i] - m[i]) * s[i], dn = wc * dyr[i];
+                    mdn[i] += dn;
+                    mdnn[i] += (double)dn * nn;
+                }
+            }
+            for (int64_t i = 0; i < len; i++) a[i] = (float)(mdn[i] / C), bb[i] = (float)(mdnn[i] / C);
+            for (int c = 0; c < C; c++) {
+                const float *xr = xb + c * S, *dyr = dyb + c * S;
+                float *dxr = dxb + c * S, wc = w ? w[c] : 1.0f;
+                for (int64_t i = 0; i < len; i++) {
+                    float nn = (xr[i] - m[i]) * s[i], dn = wc * dyr[i];
+                    dxr[i] += s[i] * (dn - a[i] - nn * bb[i]);
+                }
+            }
+        }
+    }
+    if (dw || db) {
+#pragma omp parallel for schedule(static)
+        for (int c = 0; c < C; c++) {
+            double sw = 0, sb = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *xr = xd + (n * C + c) * S, *dyr = dy + (n * C + c) * S;
+                const float *m = mu + n * S, *s = rstd + n * S;
+                for (int64_t i = 0; i < S; i++) {
+                    sw += (double)dyr[i] * ((xr[i] - m[i]) * s[i]);
+                    sb += dyr[i];
+                }
+            }
+            if (dw) dw[c] += (float)sw;
+            if (db) db[c] += (float)sb;
+        }
+    }
+}
+
+Tensor *op_layernorm_channels(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps) {
+    tensor_require_contiguous(x, "op_layernorm_channels");
+    if (x->ndim < 2) core_fatal("op_layernorm_channels: x must be (N, C, ...), got %d-D", x->ndim);
+    int N = x->shape[0], C = x->shape[1];
+    if ((w && w->numel != C) || (b && b->numel != C))
+        core_fatal("op_layernorm_channels: weight or bias size differs from %d channels", C);
+    int64_t NC = (int64_t)N * C, S = NC > 0 ? x->numel / NC : 0;
+    Tensor *in[3] = {x, w, b};
+    Tensor *y = tape_output(tp, x->ndim, x->shape, in, 3);
+    size_t stat = (size_t)(N * S > 0 ? N * S : 1) * sizeof(float);
+    float *mu = tape_alloc(tp, stat), *rstd = tape_alloc(tp, stat);
+    layernorm_channels_forward(x->data, w ? w->data : NULL, b ? b->data : NULL, y->data, mu, rstd, N, C, S, eps);
+    if (y->tangent)
+        layernorm_channels_tangent(x->data, x->tangent, w ? w->data : NULL, w ? w->tangent : NULL,
+                                   b ? b->tangent : NULL, mu, rstd, y->tangent, N, C, S);
+    TapeNode *n = tape_record(tp, "layernorm_channels", y, layernorm_channels_backward_node, in, 3);
+    if (n) {
+        n->saved[0] = mu;
+        n->saved[1] = rstd;
+        n->iarg[0] = N;
+        n->iarg[1] = C;
+        n->iarg[2] = S;
     }
     return y;
 }

@@ -255,6 +255,53 @@ START_TEST(test_tiny_finite_differences) {
 }
 END_TEST
 
+START_TEST(test_tiny_tangent) {
+    // The features' forward-mode tangent along a random input direction v (through the fused
+    // GELU + GRN op, the channel LayerNorms, the depthwise and 1x1 convs) vs central differences
+    // of the C forward, and vs the backward: <J v, u> = <v, J^T u>.
+    Work w;
+    work_init(&w);
+    ConvNext net;
+    tiny_load(&net);
+    Tensor *a = hash_image(&w.tp, 2, 3, 32, 1300, "a"), *v = hash_image(&w.tp, 2, 3, 32, 1302, "v");
+    float *ta = tensor_attach_tangent(&w.tp, a);
+    memcpy(ta, v->data, (size_t)a->numel * sizeof(float));
+    a->requires_grad = 1;
+    Tensor *f = convnext_features(&w.tp, &net, a);
+    ck_assert_ptr_nonnull(f->tangent);
+    int nf = (int)f->numel;
+    float *jv = core_malloc((size_t)nf * sizeof(float), "jv"), *u = core_malloc((size_t)nf * sizeof(float), "u");
+    memcpy(jv, f->tangent, (size_t)nf * sizeof(float));
+    perceptual_hash_fill(u, nf, 1303, 1.0f);
+    tape_backward(&w.tp, f, u);
+    double jv_u = 0, v_jtu = 0, tmax = 0;
+    const float *g = tensor_grad(&w.tp, a);
+    for (int i = 0; i < nf; i++) jv_u += (double)jv[i] * u[i], tmax = fmax(tmax, fabs(jv[i]));
+    for (int64_t i = 0; i < a->numel; i++) v_jtu += (double)v->data[i] * g[i];
+    int64_t na = a->numel;
+    float *dir = core_malloc((size_t)na * sizeof(float), "v");   // v's arena memory goes with the reset
+    memcpy(dir, v->data, (size_t)na * sizeof(float));
+    tape_reset(&w.tp);
+    tape_set_recording(&w.tp, 0);
+    a = hash_image(&w.tp, 2, 3, 32, 1300, "a");   // tangent-free copy to perturb
+    const double eps = 1e-3;   // along a whole-image direction (|v| ~ 78): 1e-2 is already curved
+    float *fp = core_malloc((size_t)nf * sizeof(float), "f+");
+    for (int64_t i = 0; i < na; i++) a->data[i] += (float)eps * dir[i];
+    memcpy(fp, convnext_features(&w.tp, &net, a)->data, (size_t)nf * sizeof(float));
+    for (int64_t i = 0; i < na; i++) a->data[i] -= (float)(2 * eps) * dir[i];
+    const float *fm = convnext_features(&w.tp, &net, a)->data;
+    double worst = 0;
+    for (int i = 0; i < nf; i++) worst = fmax(worst, fabs((fp[i] - fm[i]) / (2 * eps) - jv[i]) / tmax);
+    double adj = fabs(jv_u - v_jtu) / fmax(fabs(jv_u), 1e-12);
+    printf("tiny tangent: max |fd - Jv| / max|Jv| %.2e, <Jv,u> %.6g vs <v,J^T u> %.6g (rel %.2e)\n", worst, jv_u, v_jtu, adj);
+    ck_assert_msg(worst < 2e-3, "tangent vs finite differences: %.3g of max|Jv|", worst);
+    ck_assert_msg(adj < 1e-4, "tangent and backward disagree: %.3g relative", adj);
+    free(jv), free(u), free(fp), free(dir);
+    convnext_free(&net);
+    work_free(&w);
+}
+END_TEST
+
 // ---------------------------------------------------------------------------------------------
 // Loss
 
@@ -407,6 +454,7 @@ int main(void) {
     tcase_add_test(tc, test_loader_errors);
     tcase_add_test(tc, test_tiny_converted);
     tcase_add_test(tc, test_tiny_finite_differences);
+    tcase_add_test(tc, test_tiny_tangent);
     tcase_add_test(tc, test_loss_mask_lambda);
     tcase_add_test(tc, test_base_64);
     tcase_add_test(tc, test_base_224);

@@ -1,7 +1,7 @@
 // tests/test_ops_shape_norm.c: op_contiguous of permuted and sliced views, op_concat (2, 3 and 6
 // inputs: more than a tape node's TAPE_MAX_INPUTS), op_embedding (a repeated id, so gradient rows
-// accumulate), op_rmsnorm and op_layernorm with and without affine parameters, and op_softmax,
-// against PyTorch goldens and central finite differences through run_op_case.
+// accumulate), op_rmsnorm, op_layernorm and op_layernorm_channels (NCHW, over C; one case with a
+// constant channel) with and without affine parameters, and op_softmax, against PyTorch goldens and central finite differences through run_op_case.
 //
 // Tolerances: 1e-5 relative vs PyTorch (float64 references; 2e-5 for the normalisations, whose
 // float32 rsqrt/exp and row reductions lose a few ulps), 2e-3 vs central differences with eps 1e-2
@@ -63,6 +63,12 @@ static Tensor *layernorm_wb(Tape *tp, Tensor **in, const SafeTensors *g) {
 static Tensor *layernorm_now(Tape *tp, Tensor **in, const SafeTensors *g) {
     return op_layernorm(tp, in[0], NULL, NULL, 1e-5f);
 }
+static Tensor *layernorm_channels_wb(Tape *tp, Tensor **in, const SafeTensors *g) {
+    return same_shape_as_golden(op_layernorm_channels(tp, in[0], in[1], in[2], 1e-6f), g);
+}
+static Tensor *layernorm_channels_now(Tape *tp, Tensor **in, const SafeTensors *g) {
+    return same_shape_as_golden(op_layernorm_channels(tp, in[0], NULL, NULL, 1e-6f), g);
+}
 static Tensor *softmax(Tape *tp, Tensor **in, const SafeTensors *g) { return op_softmax(tp, in[0]); }
 
 static const OpCase cases[] = {
@@ -78,6 +84,9 @@ static const OpCase cases[] = {
     {"rmsnorm_now", rmsnorm_now, 1, 0, 2e-5, 2e-3, 1e-2},           // x (3,8)
     {"layernorm_wb", layernorm_wb, 3, 0, 2e-5, 2e-3, 1e-2},         // x (2,3,8), w, b (8)
     {"layernorm_now", layernorm_now, 1, 0, 2e-5, 2e-3, 1e-2},       // x (3,8)
+    {"layernorm_channels_wb", layernorm_channels_wb, 3, 0, 2e-5, 2e-3, 1e-2},        // x (2,5,3,4), w, b (5)
+    {"layernorm_channels_now", layernorm_channels_now, 1, 0, 2e-5, 2e-3, 1e-2},      // x (2,5,3,4)
+    {"layernorm_channels_const", layernorm_channels_wb, 3, 0, 2e-5, 2e-3, 1e-2},     // x[:, 2] = 0.75
     {"softmax_last", softmax, 1, 0, 2e-5, 2e-3, 1e-2},              // x (2,3,5)
 };
 

@@ -1,5 +1,6 @@
 """Goldens for op_contiguous (of permuted and sliced views), op_concat, op_embedding and the
-normalisations op_rmsnorm, op_layernorm, op_softmax (tests/test_ops_shape_norm.c).
+normalisations op_rmsnorm, op_layernorm, op_layernorm_channels, op_softmax
+(tests/test_ops_shape_norm.c).
 
 View arguments (permutation, slice bounds, concat axis) are fixed in the C build functions; the
 names here say which is which. Embedding ids are stored as the float array "ids".
@@ -45,6 +46,21 @@ def norm_cases():
                [randn(2, 3, 8, seed=645), w, b], seed=647)
     write_case("layernorm_now", lambda x: F.layer_norm(x, (8,), None, None, 1e-5), [randn(3, 8, seed=648)],
                seed=649)
+    # LayerNorm over the channels of (N, C, H, W), as ConvNeXt's channels-first LayerNorm: the
+    # reference permutes to channels-last and back. The third case has a constant channel (a plane
+    # of equal values), which an op normalising over the wrong axes would get wrong.
+    def ln_channels(x, w, b, eps):
+        return F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), w, b, eps).permute(0, 3, 1, 2)
+
+    wc = (1.0 + 0.3 * randn(5, seed=661)).astype(np.float32)
+    bc = (0.5 * randn(5, seed=662)).astype(np.float32)
+    write_case("layernorm_channels_wb", lambda x, w, b: ln_channels(x, w, b, 1e-6),
+               [randn(2, 5, 3, 4, seed=660), wc, bc], seed=663)
+    write_case("layernorm_channels_now", lambda x: ln_channels(x, None, None, 1e-6),
+               [randn(2, 5, 3, 4, seed=664)], seed=665)
+    xc = randn(2, 5, 3, 4, seed=666)
+    xc[:, 2] = 0.75
+    write_case("layernorm_channels_const", lambda x, w, b: ln_channels(x, w, b, 1e-6), [xc, wc, bc], seed=667)
     write_case("softmax_last", lambda x: torch.softmax(x, dim=-1), [randn(2, 3, 5, seed=650, scale=1.5)],
                seed=651)
 
