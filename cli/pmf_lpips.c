@@ -1,8 +1,10 @@
 // cli/pmf_lpips.c: LPIPS distance between two PNG images, or between the same-named PNG images of
 // two folders, printing one line per pair and the mean.
-//   pmf_lpips [--net vgg|featnet] [--weights FILE] [--lin FILE] [--threads T] A B
+//   pmf_lpips [--net vgg|alex|featnet] [--weights FILE] [--lin FILE] [--threads T] A B
 // vgg: LPIPS v0.1 on VGG16 at the images' own size (grayscale repeated to RGB); --weights is the
 // trunk from tools/convert_weights.py vgg16 (default perceptual/weights/vgg16_features.safetensors).
+// alex: the same on AlexNet (lpips.LPIPS(net='alex')); --weights from tools/convert_weights.py
+// alexnet (default perceptual/weights/alexnet_features.safetensors); images at least 31 x 31.
 // featnet: the Fashion-MNIST featnet; images become grayscale (BT.601 luma) and, if they are not
 // 32 x 32, are resampled to it (bicubic, antialiased). Pixels map to [-1, 1].
 #include <dirent.h>
@@ -99,8 +101,10 @@ static int pair_distance(Lpips *lp, Tape *tp, const char *pa, const char *pb, do
             tb = op_resize(tp, tb, FEATNET_SIZE, FEATNET_SIZE, RESIZE_BICUBIC, 1);
         }
     } else {
-        if (a.h < 16 || a.w < 16) {
-            core_set_error("'%s' is %dx%d; VGG16's five taps need at least 16x16", pa, a.w, a.h);
+        int min = lp->net == LPIPS_NET_ALEX ? ALEXNET_MIN_SIZE : 16;
+        if (a.h < min || a.w < min) {
+            core_set_error("'%s' is %dx%d; %s's five taps need at least %dx%d", pa, a.w, a.h,
+                           lp->net == LPIPS_NET_ALEX ? "AlexNet" : "VGG16", min, min);
             goto done;
         }
         Image *ims[2] = {&a, &b};
@@ -138,12 +142,15 @@ static int is_dir(const char *p) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static void usage(void) {
-    fprintf(stderr, "usage: pmf_lpips [--net vgg|featnet] [--weights FILE] [--lin FILE] [--threads T] A B\n"
+    fprintf(stderr, "usage: pmf_lpips [--net vgg|alex|featnet] [--weights FILE] [--lin FILE] [--threads T] A B\n"
                     "A and B: two PNG images, or two folders (pairs are the same-named .png files).\n"
                     "Prints the LPIPS distance per pair and the mean.\n"
                     "  --net vgg      LPIPS v0.1 on VGG16 (default); --weights: the trunk made by\n"
                     "                 /usr/bin/python3 tools/convert_weights.py vgg16 vgg16-397923af.pth FILE\n"
                     "                 (default perceptual/weights/vgg16_features.safetensors); --lin: lin weights\n"
+                    "  --net alex     LPIPS v0.1 on AlexNet; --weights: the trunk made by\n"
+                    "                 /usr/bin/python3 tools/convert_weights.py alexnet alexnet-owt-7be5be79.pth FILE\n"
+                    "                 (default perceptual/weights/alexnet_features.safetensors); --lin: lin weights\n"
                     "  --net featnet  the Fashion-MNIST featnet (32x32 grayscale); --weights: its file\n");
 }
 
@@ -197,10 +204,17 @@ int main(int argc, char **argv) {
             weights = def;
         }
         rc = lpips_vgg16_load(&lp, weights, lin);
+    } else if (!strcmp(net, "alex")) {
+        char def[1024];
+        if (!weights) {
+            snprintf(def, sizeof def, "%s/alexnet_features.safetensors", perceptual_weights_dir());
+            weights = def;
+        }
+        rc = lpips_alex_load(&lp, weights, lin);
     } else if (!strcmp(net, "featnet")) {
         rc = lpips_featnet_load(&lp, weights);
     } else {
-        fprintf(stderr, "pmf_lpips: --net must be vgg or featnet, not '%s'\n", net);
+        fprintf(stderr, "pmf_lpips: --net must be vgg, alex or featnet, not '%s'\n", net);
         return 2;
     }
     if (rc != 0) {

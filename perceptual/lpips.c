@@ -1,6 +1,6 @@
 // perceptual/lpips.c: the LPIPS v0.1 distance (richzhang/PerceptualSimilarity, porting notes A1) on
-// VGG16 or the featnet, its channel-wise unit normalisation (an op of its own, for the zero-norm
-// policy), and lpips_loss (crop_loss.c does the crop and the mask).
+// VGG16, AlexNet or the featnet, its channel-wise unit normalisation (an op of its own, for the
+// zero-norm policy), and lpips_loss (crop_loss.c does the crop and the mask).
 //   LPIPS(a, b) = sum_l mean_hw sum_c w_l[c] (n_l(a) - n_l(b))^2,  n = f / (|f|_c + 1e-10)
 #include "perceptual.h"
 
@@ -139,6 +139,36 @@ int lpips_vgg16_load(Lpips *lp, const char *trunk_path, const char *lin_path) {
     return rc;
 }
 
+int lpips_alex_load(Lpips *lp, const char *trunk_path, const char *lin_path) {
+    static const int ch[5] = {64, 192, 384, 256, 256};
+    memset(lp, 0, sizeof *lp);
+    lp->net = LPIPS_NET_ALEX;
+    lp->n_taps = 5;
+    alexnet_init(&lp->alex);
+    lin_declare(lp, ch);
+    char def[1024];
+    if (!lin_path) {
+        snprintf(def, sizeof def, "%s/lpips/lpips_v0.1_alex_lin.safetensors", perceptual_weights_dir());
+        lin_path = def;
+    }
+    SafeTensors st;
+    if (safetensors_open(&st, lin_path) != 0) {
+        char why[512];   // the loader's message, copied: core_set_error reuses its buffer
+        snprintf(why, sizeof why, "%s", core_last_error());
+        core_set_error("lpips: cannot read the lin weights '%s' (%s). Make them with: /usr/bin/python3 "
+                       "tools/convert_weights.py lpips-lin alex.pth %s", lin_path, why, lin_path);
+        lpips_free(lp);
+        return -1;
+    }
+    int rc = 0;
+    for (int l = 0; l < 5 && rc == 0; l++)
+        rc = safetensors_read_f32(&st, lp->lin[l]->name, 4, lp->lin[l]->shape, lp->lin[l]->data);
+    safetensors_close(&st);
+    if (rc == 0 && trunk_path) rc = alexnet_load(&lp->alex, trunk_path);
+    if (rc != 0) lpips_free(lp);
+    return rc;
+}
+
 int lpips_featnet_load(Lpips *lp, const char *path) {
     static const int ch[FEATNET_N_TAPS] = {32, 64, 128};
     memset(lp, 0, sizeof *lp);
@@ -157,20 +187,22 @@ int lpips_featnet_load(Lpips *lp, const char *path) {
 
 void lpips_free(Lpips *lp) {
     if (lp->net == LPIPS_NET_VGG16) vgg16_free(&lp->vgg);
+    else if (lp->net == LPIPS_NET_ALEX) alexnet_free(&lp->alex);
     else featnet_free(&lp->featnet);
     params_free(&lp->lin_ps);
     memset(lp, 0, sizeof *lp);
 }
 
-// The LPIPS v0.1 ScalingLayer: (x - shift) / scale per RGB channel, the constants as float32.
-static Tensor *vgg_input(Tape *tp, Tensor *x) {
+// The LPIPS v0.1 ScalingLayer: (x - shift) / scale per RGB channel, the constants as float32 (the
+// same for every ImageNet trunk: VGG16 and AlexNet).
+static Tensor *scaling_layer(Tape *tp, Tensor *x) {
     static const float shift[3] = {-.030f, -.088f, -.188f}, scale[3] = {.458f, .448f, .450f};
     int cs[4] = {1, 3, 1, 1};
     if (x->shape[1] == 1) {
         Tensor *xs[3] = {x, x, x};
         x = op_concat(tp, xs, 3, 1);
     } else if (x->shape[1] != 3) {
-        core_fatal("lpips: VGG16 needs 1 or 3 channels, got %d", x->shape[1]);
+        core_fatal("lpips: VGG16 and AlexNet need 1 or 3 channels, got %d", x->shape[1]);
     }
     x = op_sub(tp, x, tensor_from(tp, 4, cs, shift, "lpips.shift"));
     return op_div(tp, x, tensor_from(tp, 4, cs, scale, "lpips.scale"));
@@ -178,7 +210,9 @@ static Tensor *vgg_input(Tape *tp, Tensor *x) {
 
 static void net_taps(Lpips *lp, Tape *tp, Tensor *x, Tensor **taps) {
     if (lp->net == LPIPS_NET_VGG16) {
-        vgg16_taps(tp, &lp->vgg, vgg_input(tp, x), taps);
+        vgg16_taps(tp, &lp->vgg, scaling_layer(tp, x), taps);
+    } else if (lp->net == LPIPS_NET_ALEX) {
+        alexnet_taps(tp, &lp->alex, scaling_layer(tp, x), taps);
     } else {
         if (x->shape[1] != 1 || x->shape[2] != FEATNET_SIZE || x->shape[3] != FEATNET_SIZE)
             core_fatal("lpips: the featnet needs (N, 1, 32, 32) images, got (%d, %d, %d, %d)", x->shape[0],
@@ -208,7 +242,7 @@ Tensor *lpips_distance(Lpips *lp, Tape *tp, Tensor *a, Tensor *b) {
 void lpips_loss_defaults(LpipsLossConfig *c, LpipsNet net) {
     c->t_thr = 0.8f;
     c->lambda = 0.4f;
-    c->crop_size = net == LPIPS_NET_VGG16 ? 224 : FEATNET_SIZE;
+    c->crop_size = net == LPIPS_NET_FEATNET ? FEATNET_SIZE : 224;
     c->random_crop = 1;
 }
 

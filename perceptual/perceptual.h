@@ -67,6 +67,37 @@ void perceptual_hash_fill(float *x, int64_t n, uint64_t id, float scale);
 void vgg16_fill_hash(Vgg16 *v);
 
 // ---------------------------------------------------------------------------------------------
+// AlexNet features, torchvision's `alexnet().features` indices 0..11 (pool 12 is never run), the
+// trunk of lpips.LPIPS(net='alex'); the taps are lpips' pn.alexnet slices (features[0:2], [2:5],
+// [5:8], [8:10], [10:12]):
+//   conv0 11x11 stride 4 pad 2 (3 -> 64), ReLU                 tap relu1 (64,  H1 = (H - 7) / 4 + 1)
+//   maxpool 3 stride 2, conv3 5x5 pad 2 (64 -> 192), ReLU      tap relu2 (192, H2 = (H1 - 3) / 2 + 1)
+//   maxpool 3 stride 2, conv6 3x3 pad 1 (192 -> 384), ReLU     tap relu3 (384, H3 = (H2 - 3) / 2 + 1)
+//   conv8 3x3 pad 1 (384 -> 256), ReLU                         tap relu4 (256, H3)
+//   conv10 3x3 pad 1 (256 -> 256), ReLU                        tap relu5 (256, H3)
+// (integer divisions; 64 px gives 15, 7, 3; 224 px gives 55, 27, 13). Inputs need H, W >= 31.
+// Safetensors names: "features.{0,3,6,8,10}.{weight,bias}", weight (Cout, Cin, K, K), bias (Cout)
+// (torchvision's own state-dict keys; tools/convert_weights.py alexnet writes them).
+#define ALEXNET_N_CONV 5
+#define ALEXNET_MIN_SIZE 31
+typedef struct Alexnet {
+    ParamStore ps;
+    Tensor *w[ALEXNET_N_CONV], *b[ALEXNET_N_CONV];
+} Alexnet;
+
+void alexnet_init(Alexnet *a);                    // declares the tensors (zeroed, frozen)
+int alexnet_load(Alexnet *a, const char *path);   // -1 and a message naming the converter on failure
+void alexnet_free(Alexnet *a);
+int alexnet_feature_index(int i);                 // torchvision index of conv i (0..4): 0, 3, 6, 8, 10
+// x (N, 3, H, W), already normalised (LPIPS scaling layer) -> taps[0..4] = relu1..relu5.
+void alexnet_taps(Tape *tp, const Alexnet *a, Tensor *x, Tensor **taps);
+// Hash weights (perceptual_hash_fill's formula; tools/goldens/cases_alexnet.py builds the same):
+// conv j weight id ALEXNET_HASH_ID0 + 2j, scale float32(sqrt(6 / (Cin K K))); bias id
+// ALEXNET_HASH_ID0 + 2j + 1, scale 0.1.
+#define ALEXNET_HASH_ID0 100
+void alexnet_fill_hash(Alexnet *a);
+
+// ---------------------------------------------------------------------------------------------
 // featnet: 32 x 32 x 1 inputs in [-1, 1] (Fashion-MNIST centred on a -1 canvas, as pmf's data).
 //   conv1 1->32 3x3 p1, ReLU              tap 0 (32, 32x32)
 //   maxpool 2, conv2 32->64 3x3 p1, ReLU  tap 1 (64, 16x16)
@@ -118,13 +149,14 @@ void featnet_images(const FeatNetData *d, int start, int n, float *out);
 
 // ---------------------------------------------------------------------------------------------
 // LPIPS: the distance of spec 5.5 on a choice of backbone.
-typedef enum { LPIPS_NET_VGG16, LPIPS_NET_FEATNET } LpipsNet;
+typedef enum { LPIPS_NET_VGG16, LPIPS_NET_FEATNET, LPIPS_NET_ALEX } LpipsNet;
 #define LPIPS_MAX_TAPS 5
 typedef struct Lpips {
     LpipsNet net;
     int n_taps;
     Vgg16 vgg;
     FeatNet featnet;
+    Alexnet alex;
     ParamStore lin_ps;
     Tensor *lin[LPIPS_MAX_TAPS];   // (1, C, 1, 1) channel weights per tap
 } Lpips;
@@ -134,12 +166,18 @@ typedef struct Lpips {
 // "lin{0..4}.weight", (1, C, 1, 1)). trunk_path NULL leaves the trunk zeroed for the caller to fill
 // (tests, benches).
 int lpips_vgg16_load(Lpips *lp, const char *trunk_path, const char *lin_path);
+// AlexNet trunk from `trunk_path` (tools/convert_weights.py alexnet) and the LPIPS v0.1 lin weights
+// from `lin_path` (NULL: perceptual/weights/lpips/lpips_v0.1_alex_lin.safetensors; "lin{0..4}.weight",
+// (1, C, 1, 1), C = 64, 192, 384, 256, 256): lpips.LPIPS(net='alex'). trunk_path NULL leaves the
+// trunk zeroed for the caller to fill (tests).
+int lpips_alex_load(Lpips *lp, const char *trunk_path, const char *lin_path);
 // featnet backbone (NULL: the committed weights), uniform channel weights 1 (lpips' lpips=False
 // mode: the plain squared distance of unit vectors), taps 0..2.
 int lpips_featnet_load(Lpips *lp, const char *path);
 void lpips_free(Lpips *lp);
-// Per-sample distance (N) between images a, b (N, C, H, W) in [-1, 1]. VGG: C = 1 is repeated to
-// 3 channels, then the v0.1 scaling layer; featnet: C must be 1, H = W = 32.
+// Per-sample distance (N) between images a, b (N, C, H, W) in [-1, 1]. VGG and AlexNet: C = 1 is
+// repeated to 3 channels, then the v0.1 scaling layer (AlexNet: H, W >= 31); featnet: C must be 1,
+// H = W = 32.
 Tensor *lpips_distance(Lpips *lp, Tape *tp, Tensor *a, Tensor *b);
 
 // ---------------------------------------------------------------------------------------------
@@ -160,7 +198,7 @@ void perceptual_crop_draw(Rng *rng, int B, int H, int W, int random_crop, CropBo
 typedef struct LpipsLossConfig {
     float t_thr;      // samples with t >= t_thr contribute 0 (spec 5.5: 0.8, 0.6 for long runs)
     float lambda;     // weight (spec 5.5: 0.4)
-    int crop_size;    // side of the resampled crop: 224 for VGG16, 32 for the featnet
+    int crop_size;    // side of the resampled crop: 224 for VGG16 and AlexNet, 32 for the featnet
     int random_crop;  // 1: random resized crop (spec 5.5); 0: the whole image resized to crop_size
 } LpipsLossConfig;
 void lpips_loss_defaults(LpipsLossConfig *c, LpipsNet net);

@@ -261,6 +261,16 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     }
     int64_t total = cfg->steps > 0 ? cfg->steps : (int64_t)cfg->num_epochs * steps_per_epoch;
 
+    // The frozen perceptual networks before the model: a missing weight file stops the run here,
+    // with the converter command, before anything else is built.
+    PmfObjective hooks = {0};
+    PmfPerceptual *percep = NULL;
+    if (strcmp(cfg->perceptual, "none") && !(percep = pmf_perceptual_open(cfg, &hooks))) {
+        fprintf(stderr, "pmf_train: %s\n", core_last_error());
+        free(data.images), free(data.labels);
+        return 1;
+    }
+
     PmfModel model;
     pmf_model_init(&model, mc, cfg->seed);
     Muon muon;
@@ -320,11 +330,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
     tape_init(&tp, &arena);
     tape_init(&stp, &step_arena);
     PmfObjective obj = cfg->objective;
-    PmfPerceptual *percep = NULL;
-    if (strcmp(cfg->perceptual, "none") && !(percep = pmf_perceptual_open(cfg, &obj))) {
-        fprintf(stderr, "pmf_train: %s\n", core_last_error());
-        return 1;
-    }
+    obj.perceptual = hooks.perceptual, obj.perceptual_ctx = hooks.perceptual_ctx;
     int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
     int *order = core_malloc((size_t)data.n * sizeof(int), "epoch order");
     float *xb = core_malloc((size_t)BL * numel * sizeof(float), "batch");

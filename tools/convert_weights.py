@@ -4,6 +4,7 @@
 Run with Debian's interpreter (/usr/bin/python3, python3-torch):
 
   /usr/bin/python3 tools/convert_weights.py vgg16 vgg16-397923af.pth vgg16_features.safetensors
+  /usr/bin/python3 tools/convert_weights.py alexnet alexnet-owt-7be5be79.pth alexnet_features.safetensors
   /usr/bin/python3 tools/convert_weights.py lpips-lin vgg.pth lpips_v0.1_vgg_lin.safetensors
   /usr/bin/python3 tools/convert_weights.py lpips-lin alex.pth lpips_v0.1_alex_lin.safetensors
   /usr/bin/python3 tools/convert_weights.py convnextv2 pytorch_model.bin convnextv2_base_22k_224.safetensors
@@ -18,9 +19,16 @@ Tensor names written (all float32, row-major, PyTorch layouts), read by perceptu
              classifier is dropped. Input: torchvision's vgg16-397923af.pth (IMAGENET1K_V1, what
              lpips loads) or any state dict with those keys (a "features." prefix is optional).
              C loader: vgg16_load / lpips_vgg16_load (perceptual/vgg16.c).
+  alexnet    features.{0,3,6,8,10}.weight  (Cout, Cin, K, K): (64, 3, 11, 11), (192, 64, 5, 5),
+                                           (384, 192, 3, 3), (256, 384, 3, 3), (256, 256, 3, 3)
+             features.{...}.bias           (Cout)
+             torchvision's own keys of `alexnet().features` (the 5 convs up to relu5); the
+             classifier is dropped. Input: torchvision's alexnet-owt-7be5be79.pth (IMAGENET1K_V1, what
+             lpips.LPIPS(net='alex') loads) or any state dict with those keys ("features." optional).
+             C loader: alexnet_load / lpips_alex_load (perceptual/alexnet.c, lpips.c).
   lpips-lin  lin{k}.weight, k = 0..4, shape (1, C, 1, 1), no bias (NetLinLayer's 1x1 conv).
              Input: richzhang/PerceptualSimilarity's lpips/weights/v0.1/{vgg,alex}.pth (legacy torch
-             serialization; keys lin{k}.model.1.weight). C loader: lpips_vgg16_load (lpips.c).
+             serialization; keys lin{k}.model.1.weight). C loader: lpips_vgg16_load, lpips_alex_load (lpips.c).
   convnextv2 HF transformers' ConvNextV2Model keys (the "convnextv2." prefix of
              ConvNextV2ForImageClassification dropped; the classifier is dropped), d_s = dims[s]:
              embeddings.patch_embeddings.weight                     (d0, 3, 4, 4)
@@ -43,8 +51,8 @@ Tensor names written (all float32, row-major, PyTorch layouts), read by perceptu
              model.safetensors (or any size of ConvNeXt-V2 with these keys). Every shape is checked.
              C loader: convnext_load (perceptual/convnext.c).
 
-The conversion functions (vgg16_features, lpips_lin, convnextv2) take and return plain dicts, so the golden
-writers (tools/goldens/cases_lpips.py, cases_convnext.py) push their weights through the same code as real files.
+The conversion functions (vgg16_features, alexnet_features, lpips_lin, convnextv2) take and return plain dicts,
+so the golden writers (tools/goldens/cases_lpips.py, cases_alexnet.py, cases_convnext.py) push their weights through the same code as real files.
 Writes are atomic (temporary file, fsync, rename).
 """
 import collections
@@ -59,6 +67,7 @@ from goldens_lib import save_safetensors  # noqa: E402  (the one safetensors wri
 VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 VGG16_CHANNELS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
                   (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+ALEXNET_CONVS = [(0, 3, 64, 11), (3, 64, 192, 5), (6, 192, 384, 3), (8, 384, 256, 3), (10, 256, 256, 3)]  # idx, Cin, Cout, K
 LPIPS_LIN_CHANNELS = {"vgg": [64, 128, 256, 512, 512], "alex": [64, 192, 384, 256, 256]}
 
 
@@ -80,6 +89,22 @@ def vgg16_features(state_dict):
             a = _np(state_dict[src])
             if a.shape != shape:
                 raise ValueError("vgg16: '%s' has shape %s, expected %s" % (name, a.shape, shape))
+            out[name] = a
+    return out
+
+
+def alexnet_features(state_dict):
+    """torchvision alexnet state dict (or its `features` part) -> {name: float32 array}."""
+    out = collections.OrderedDict()
+    for idx, cin, cout, k in ALEXNET_CONVS:
+        for kind, shape in (("weight", (cout, cin, k, k)), ("bias", (cout,))):
+            name = "features.%d.%s" % (idx, kind)
+            src = name if name in state_dict else "%d.%s" % (idx, kind)
+            if src not in state_dict:
+                raise KeyError("alexnet: the state dict has no '%s' (is this torchvision's alexnet?)" % name)
+            a = _np(state_dict[src])
+            if a.shape != shape:
+                raise ValueError("alexnet: '%s' has shape %s, expected %s" % (name, a.shape, shape))
             out[name] = a
     return out
 
@@ -208,11 +233,12 @@ def main(argv):
     if cmd in ("inception", "pytorch-fid"):
         # eval/ reads pytorch-fid's InceptionV3 through its own converter
         os.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert_inception.py")] + argv[2:])
-    if cmd not in ("vgg16", "lpips-lin") or len(argv) != 4:
-        sys.exit("usage: convert_weights.py {vgg16|lpips-lin|convnextv2} IN OUT.safetensors (see --help)")
+    convert = {"vgg16": vgg16_features, "alexnet": alexnet_features, "lpips-lin": lpips_lin}
+    if cmd not in convert or len(argv) != 4:
+        sys.exit("usage: convert_weights.py {vgg16|alexnet|lpips-lin|convnextv2} IN OUT.safetensors (see --help)")
     src, dst = argv[2], argv[3]
     sd = _load_pth(src)
-    tensors = vgg16_features(sd) if cmd == "vgg16" else lpips_lin(sd)
+    tensors = convert[cmd](sd)
     save_safetensors(dst, tensors, {"source": os.path.basename(src), "converter": "tools/convert_weights.py " + cmd})
     n = sum(int(np.prod(a.shape)) for a in tensors.values())
     print("%s: %d tensors, %d floats -> %s" % (cmd, len(tensors), n, dst))
