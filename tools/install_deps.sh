@@ -12,14 +12,15 @@ PKGS=(
   libopenmpi-dev openmpi-bin              # multi-machine training (optional at build time)
   dataset-fashion-mnist                   # the built-in default data
   gnuplot-nox                             # loss-curve plots
+  python3-yaml python3-pil                # experiments/run (configs, sample-grid montages)
 )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${PMF_WITH_TORCH:-0}" = 1 ]; then
-  # Only needed to regenerate golden files, to run the PyTorch references and experiments/run.
-  for p in python3-torch python3-numpy python3-h5py python3-pil python3-scipy python3-yaml; do
+  # Only needed to regenerate golden files and to run the PyTorch references and benchmarks.
+  for p in python3-torch python3-numpy python3-h5py python3-scipy; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 fi
