@@ -209,6 +209,11 @@ const char *safetensors_meta(const SafeTensors *st, const char *key);   // NULL 
 // (ndim values); a mismatch gives -1 and a message naming the file, the tensor and both shapes.
 int safetensors_read_f32(const SafeTensors *st, const char *name, int ndim, const int *shape,
                          float *dst);
+// Every tensor of the store from st, by name, each shape checked (a mismatch names the tensor and
+// both shapes). A tensor st lacks gives -1 and the message "<who>: '<path>' has no tensor '<name>'
+// (<hint>)", hint saying what to do (e.g. the converter to re-run).
+int params_read_safetensors(ParamStore *ps, const SafeTensors *st, const char *path, const char *who,
+                            const char *hint);
 
 typedef struct StWriter StWriter;
 StWriter *st_writer_new(void);

@@ -70,3 +70,16 @@ void params_free(ParamStore *ps) {
     free(ps->grad);
     memset(ps, 0, sizeof *ps);
 }
+
+int params_read_safetensors(ParamStore *ps, const SafeTensors *st, const char *path, const char *who,
+                            const char *hint) {
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = &ps->tensors[i];
+        if (!safetensors_find(st, t->name)) {
+            core_set_error("%s: '%s' has no tensor '%s' (%s)", who, path, t->name, hint);
+            return -1;
+        }
+        if (safetensors_read_f32(st, t->name, t->ndim, t->shape, t->data)) return -1;
+    }
+    return 0;
+}

@@ -46,18 +46,8 @@ int alexnet_load(Alexnet *a, const char *path) {
                        path, why, path);
         return -1;
     }
-    int rc = 0;
-    for (int i = 0; i < a->ps.n && rc == 0; i++) {
-        Tensor *t = &a->ps.tensors[i];
-        if (!safetensors_find(&st, t->name)) {
-            core_set_error("alexnet: '%s' has no tensor '%s' (expected torchvision feature names; re-run "
-                           "tools/convert_weights.py alexnet)", path, t->name);
-            rc = -1;
-        } else {
-            // a shape mismatch: the message names the file, the tensor and both shapes
-            rc = safetensors_read_f32(&st, t->name, t->ndim, t->shape, t->data);
-        }
-    }
+    int rc = params_read_safetensors(&a->ps, &st, path, "alexnet",
+                                     "expected torchvision feature names; re-run tools/convert_weights.py alexnet");
     safetensors_close(&st);
     return rc;
 }

@@ -141,18 +141,8 @@ int convnext_load(ConvNext *net, const char *path) {
         safetensors_close(&st);
         return -1;
     }
-    int rc = 0;
-    for (int i = 0; i < net->ps.n && rc == 0; i++) {
-        Tensor *t = &net->ps.tensors[i];
-        if (!safetensors_find(&st, t->name)) {
-            core_set_error("convnext: '%s' has no tensor '%s' (expected the names of tools/convert_weights.py "
-                           "convnextv2; re-run it)", path, t->name);
-            rc = -1;
-        } else {
-            // checks the shape: a mismatch names the file, the tensor and both shapes
-            rc = safetensors_read_f32(&st, t->name, t->ndim, t->shape, t->data);
-        }
-    }
+    int rc = params_read_safetensors(&net->ps, &st, path, "convnext",
+                                     "expected the names of tools/convert_weights.py convnextv2; re-run it");
     safetensors_close(&st);
     return rc;
 }

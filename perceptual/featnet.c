@@ -59,11 +59,7 @@ int featnet_load(FeatNet *f, const char *path) {
                        why, path);
         return -1;
     }
-    int rc = 0;
-    for (int i = 0; i < f->ps.n && rc == 0; i++) {
-        Tensor *t = &f->ps.tensors[i];
-        rc = safetensors_read_f32(&st, t->name, t->ndim, t->shape, t->data);
-    }
+    int rc = params_read_safetensors(&f->ps, &st, path, "featnet", "re-train it with pmf_train_featnet");
     safetensors_close(&st);
     return rc;
 }

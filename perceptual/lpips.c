@@ -109,16 +109,11 @@ static void lin_declare(Lpips *lp, const int *channels) {
     for (int i = 0; i < lp->lin_ps.n; i++) lp->lin_ps.tensors[i].requires_grad = 0;
 }
 
-int lpips_vgg16_load(Lpips *lp, const char *trunk_path, const char *lin_path) {
-    static const int ch[5] = {64, 128, 256, 512, 512};
-    memset(lp, 0, sizeof *lp);
-    lp->net = LPIPS_NET_VGG16;
-    lp->n_taps = 5;
-    vgg16_init(&lp->vgg);
-    lin_declare(lp, ch);
+// The v0.1 lin weights of `net` ("vgg" or "alex") from lin_path (NULL: the committed file).
+static int lin_load(Lpips *lp, const char *lin_path, const char *net) {
     char def[1024];
     if (!lin_path) {
-        snprintf(def, sizeof def, "%s/lpips/lpips_v0.1_vgg_lin.safetensors", perceptual_weights_dir());
+        snprintf(def, sizeof def, "%s/lpips/lpips_v0.1_%s_lin.safetensors", perceptual_weights_dir(), net);
         lin_path = def;
     }
     SafeTensors st;
@@ -126,14 +121,24 @@ int lpips_vgg16_load(Lpips *lp, const char *trunk_path, const char *lin_path) {
         char why[512];   // the loader's message, copied: core_set_error reuses its buffer
         snprintf(why, sizeof why, "%s", core_last_error());
         core_set_error("lpips: cannot read the lin weights '%s' (%s). Make them with: /usr/bin/python3 "
-                       "tools/convert_weights.py lpips-lin vgg.pth %s", lin_path, why, lin_path);
-        lpips_free(lp);
+                       "tools/convert_weights.py lpips-lin %s.pth %s", lin_path, why, net, lin_path);
         return -1;
     }
     int rc = 0;
-    for (int l = 0; l < 5 && rc == 0; l++)
+    for (int l = 0; l < lp->n_taps && rc == 0; l++)
         rc = safetensors_read_f32(&st, lp->lin[l]->name, 4, lp->lin[l]->shape, lp->lin[l]->data);
     safetensors_close(&st);
+    return rc;
+}
+
+int lpips_vgg16_load(Lpips *lp, const char *trunk_path, const char *lin_path) {
+    static const int ch[5] = {64, 128, 256, 512, 512};
+    memset(lp, 0, sizeof *lp);
+    lp->net = LPIPS_NET_VGG16;
+    lp->n_taps = 5;
+    vgg16_init(&lp->vgg);
+    lin_declare(lp, ch);
+    int rc = lin_load(lp, lin_path, "vgg");
     if (rc == 0 && trunk_path) rc = vgg16_load(&lp->vgg, trunk_path);
     if (rc != 0) lpips_free(lp);
     return rc;
@@ -146,24 +151,7 @@ int lpips_alex_load(Lpips *lp, const char *trunk_path, const char *lin_path) {
     lp->n_taps = 5;
     alexnet_init(&lp->alex);
     lin_declare(lp, ch);
-    char def[1024];
-    if (!lin_path) {
-        snprintf(def, sizeof def, "%s/lpips/lpips_v0.1_alex_lin.safetensors", perceptual_weights_dir());
-        lin_path = def;
-    }
-    SafeTensors st;
-    if (safetensors_open(&st, lin_path) != 0) {
-        char why[512];   // the loader's message, copied: core_set_error reuses its buffer
-        snprintf(why, sizeof why, "%s", core_last_error());
-        core_set_error("lpips: cannot read the lin weights '%s' (%s). Make them with: /usr/bin/python3 "
-                       "tools/convert_weights.py lpips-lin alex.pth %s", lin_path, why, lin_path);
-        lpips_free(lp);
-        return -1;
-    }
-    int rc = 0;
-    for (int l = 0; l < 5 && rc == 0; l++)
-        rc = safetensors_read_f32(&st, lp->lin[l]->name, 4, lp->lin[l]->shape, lp->lin[l]->data);
-    safetensors_close(&st);
+    int rc = lin_load(lp, lin_path, "alex");
     if (rc == 0 && trunk_path) rc = alexnet_load(&lp->alex, trunk_path);
     if (rc != 0) lpips_free(lp);
     return rc;

@@ -47,17 +47,8 @@ int vgg16_load(Vgg16 *v, const char *path) {
                        path, why, path);
         return -1;
     }
-    int rc = 0;
-    for (int i = 0; i < v->ps.n && rc == 0; i++) {
-        Tensor *t = &v->ps.tensors[i];
-        if (!safetensors_find(&st, t->name)) {
-            core_set_error("vgg16: '%s' has no tensor '%s' (expected torchvision feature names; re-run "
-                           "tools/convert_weights.py vgg16)", path, t->name);
-            rc = -1;
-        } else {
-            rc = safetensors_read_f32(&st, t->name, t->ndim, t->shape, t->data);
-        }
-    }
+    int rc = params_read_safetensors(&v->ps, &st, path, "vgg16",
+                                     "expected torchvision feature names; re-run tools/convert_weights.py vgg16");
     safetensors_close(&st);
     return rc;
 }

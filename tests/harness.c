@@ -13,6 +13,22 @@ void golden_open(SafeTensors *st, const char *stem) {
         ck_abort_msg("cannot load golden file: %s (regenerate with tools/goldens/gen_goldens.py)", core_last_error());
 }
 
+void test_work_init(TestWork *w, size_t arena_bytes) {
+    arena_init(&w->arena, arena_bytes);
+    tape_init(&w->tp, &w->arena);
+}
+
+void test_work_free(TestWork *w) {
+    tape_free(&w->tp);
+    arena_free(&w->arena);
+}
+
+double test_sum(const float *x, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
 unsigned char *test_read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     ck_assert_msg(f != NULL, "cannot open %s", path);

@@ -16,6 +16,17 @@ unsigned char *test_read_file(const char *path, size_t *n);
 // A dense tensor holding the golden tensor `name` (any stored float dtype, up to 4-D).
 Tensor *golden_tensor(Tape *tp, const SafeTensors *st, const char *name);
 
+// An arena and a tape on it, as most tests need.
+typedef struct TestWork {
+    Arena arena;
+    Tape tp;
+} TestWork;
+void test_work_init(TestWork *w, size_t arena_bytes);
+void test_work_free(TestWork *w);
+
+// Sum of x[0..n) in double (checksums of hash-filled weights against their Python twins).
+double test_sum(const float *x, int64_t n);
+
 // Normalized error sqrt(sum (got-want)^2 / sum want^2) (absolute when want is all zeros).
 // Prints a line with the label, the error and the worst element.
 double compare_rel(const char *label, const float *got, const float *want, int64_t n);

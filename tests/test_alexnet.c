@@ -24,31 +24,11 @@
 
 #include "perceptual/perceptual.h"
 
-typedef struct {
-    Arena arena;
-    Tape tp;
-} Work;
-
-static void work_init(Work *w) {
-    arena_init(&w->arena, 64 << 20);
-    tape_init(&w->tp, &w->arena);
-}
-static void work_free(Work *w) {
-    tape_free(&w->tp);
-    arena_free(&w->arena);
-}
-
 static Tensor *hash_image(Tape *tp, int N, int C, int S, uint64_t id, const char *name) {
     int shape[4] = {N, C, S, S};
     Tensor *t = tensor_new(tp, 4, shape, name);
     perceptual_hash_fill(t->data, t->numel, id, 1.0f);
     return t;
-}
-
-static double sum_d(const float *x, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i];
-    return s;
 }
 
 static Lpips g_alex;
@@ -65,13 +45,13 @@ static Lpips *alex_net(void) {
 
 // sum_n g[n] dist_n(pred, target), evaluated without a tape record
 static double weighted_distance(Lpips *lp, Tensor *pred, Tensor *targ, const float *g) {
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     tape_set_recording(&w.tp, 0);
     Tensor *d = lpips_distance(lp, &w.tp, pred, targ);
     double s = 0;
     for (int n = 0; n < d->numel; n++) s += (double)g[n] * d->data[n];
-    work_free(&w);
+    test_work_free(&w);
     return s;
 }
 
@@ -80,8 +60,8 @@ static double weighted_distance(Lpips *lp, Tensor *pred, Tensor *targ, const flo
 
 static void check_hash(Lpips *lp, const Tensor *wsum, const char *stem) {
     for (int j = 0; j < ALEXNET_N_CONV; j++) {
-        double sw = sum_d(lp->alex.w[j]->data, lp->alex.w[j]->numel);
-        double sb = sum_d(lp->alex.b[j]->data, lp->alex.b[j]->numel);
+        double sw = test_sum(lp->alex.w[j]->data, lp->alex.w[j]->numel);
+        double sb = test_sum(lp->alex.b[j]->data, lp->alex.b[j]->numel);
         ck_assert_msg(fabs(sw - wsum->data[2 * j]) <= 1e-4 * (1 + fabs(sw)) &&
                           fabs(sb - wsum->data[2 * j + 1]) <= 1e-4 * (1 + fabs(sb)),
                       "%s: hash weights of conv %d differ from python's: %g vs %g, %g vs %g", stem, j, sw,
@@ -90,7 +70,7 @@ static void check_hash(Lpips *lp, const Tensor *wsum, const char *stem) {
 }
 
 // Runs the golden's case; returns the C gradient (in w's arena) and sets *pred.
-static const float *run_case(Work *w, Lpips *lp, int N, int C, int S, const float *g, Tensor **pred_out,
+static const float *run_case(TestWork *w, Lpips *lp, int N, int C, int S, const float *g, Tensor **pred_out,
                              Tensor **dist_out) {
     Tensor *pred = hash_image(&w->tp, N, C, S, 1000, "pred"), *targ = hash_image(&w->tp, N, C, S, 1001, "target");
     pred->requires_grad = 1;
@@ -118,8 +98,8 @@ static void check_dist(const char *stem, const Tensor *d, const Tensor *want, co
 START_TEST(test_lpips_alex_64) {
     SafeTensors st;
     golden_open(&st, "lpips_alex_64");
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     Lpips *lp = alex_net();
     check_hash(lp, golden_tensor(&w.tp, &st, "wsum"), "lpips_alex_64");
     Tensor *gdist = golden_tensor(&w.tp, &st, "dist"), *d32 = golden_tensor(&w.tp, &st, "dist_f32");
@@ -141,7 +121,7 @@ START_TEST(test_lpips_alex_64) {
     printf("  grad vs nearer of f64/f32 rel err %.2e (%d flip entries)\n", en, (int)fidx->numel);
     ck_assert_msg(en < 1e-4, "lpips_alex_64: grad error %.3g vs the nearer reference, want < 1e-4", en);
     ck_assert_msg(eg < 1e-2, "lpips_alex_64: grad error %.3g vs f64, want < 1e-2", eg);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -149,8 +129,8 @@ END_TEST
 START_TEST(test_lpips_alex_224) {
     SafeTensors st;
     golden_open(&st, "lpips_alex_224");
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     Lpips *lp = alex_net();
     check_hash(lp, golden_tensor(&w.tp, &st, "wsum"), "lpips_alex_224");
     Tensor *gdist = golden_tensor(&w.tp, &st, "dist"), *d32 = golden_tensor(&w.tp, &st, "dist_f32");
@@ -176,7 +156,7 @@ START_TEST(test_lpips_alex_224) {
     ck_assert_msg(e64 < 1e-4 || e32 < 1e-4, "lpips_alex_224: grad subset error %.3g (f64), %.3g (f32)", e64, e32);
     ck_assert_msg(en < 1e-4 && es < 1e-4, "lpips_alex_224: grad norm error %.3g, sum error %.3g", en, es);
     free(got);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -237,15 +217,15 @@ static void fd_check(Lpips *lp, Tensor *pred, Tensor *targ, const float *g, cons
 
 START_TEST(test_lpips_alex_fd) {
     Lpips *lp = alex_net();
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     const float g[2] = {0.7f, -1.3f};
     Tensor *pred, *d;
     const float *grad = run_case(&w, lp, 2, 3, 64, g, &pred, &d);
     Tensor *targ = hash_image(&w.tp, 2, 3, 64, 1001, "target");
     pred->requires_grad = 0;
     fd_check(lp, pred, targ, g, grad, 1e-2, 3e-3, 1e-3, "64 px");
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
@@ -257,8 +237,8 @@ START_TEST(test_lpips_alex_zero_tap) {
     Lpips lp;
     ck_assert_msg(lpips_alex_load(&lp, NULL, NULL) == 0, "%s", core_last_error());
     alexnet_fill_hash(&lp.alex);
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     enum { N = 2, S = 64 };
     Tensor *pred = hash_image(&w.tp, N, 3, S, 1000, "pred"), *targ = hash_image(&w.tp, N, 3, S, 1001, "target");
     // max over channels of relu5 at each position, pred and target
@@ -309,7 +289,7 @@ START_TEST(test_lpips_alex_zero_tap) {
     // relu5 is sparse after the shift (more curvature): a smaller step
     fd_check(&lp, pred, targ, g, grad, 3e-3, 5e-3, 2e-3, "zero tap");
     lpips_free(&lp);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
@@ -466,8 +446,8 @@ START_TEST(test_pmf_lpips_alex) {
     snprintf(pa, sizeof pa, "%s/a.png", dir);
     snprintf(pb, sizeof pb, "%s/b.png", dir);
     write_trunk(trunk, -1, 0);
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     enum { S = 48 };
     Tensor *a = hash_image(&w.tp, 1, 3, S, 1000, "a"), *b = hash_image(&w.tp, 1, 3, S, 1001, "b");
     write_png(pa, a->data, S, a->data);
@@ -484,7 +464,7 @@ START_TEST(test_pmf_lpips_alex) {
     double want = lpips_distance(lp, &w.tp, a, b)->data[0];
     ck_assert_msg(fabs(got - want) <= 2e-6 + 1e-5 * want, "pmf_lpips printed %.6f, lpips_distance %.6f", got, want);
     unlink(trunk), unlink(pa), unlink(pb), rmdir(dir);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 

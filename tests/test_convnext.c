@@ -21,31 +21,11 @@
 
 static const int tiny_depths[4] = {1, 1, 2, 1}, tiny_dims[4] = {4, 8, 12, 16};
 
-typedef struct {
-    Arena arena;
-    Tape tp;
-} Work;
-
-static void work_init(Work *w) {
-    arena_init(&w->arena, 64 << 20);
-    tape_init(&w->tp, &w->arena);
-}
-static void work_free(Work *w) {
-    tape_free(&w->tp);
-    arena_free(&w->arena);
-}
-
 static Tensor *hash_image(Tape *tp, int N, int C, int S, uint64_t id, const char *name) {
     int shape[4] = {N, C, S, S};
     Tensor *t = tensor_new(tp, 4, shape, name);
     perceptual_hash_fill(t->data, t->numel, id, 1.0f);
     return t;
-}
-
-static double sum_d(const float *x, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i];
-    return s;
 }
 
 // max_i |got_i - want_i| / |want_i|
@@ -80,14 +60,14 @@ static void check_wsum(const ConvNext *net, const Tensor *wsum, const char *stem
     ck_assert_int_eq((int)wsum->numel, net->ps.n);
     for (int i = 0; i < net->ps.n; i++) {
         const Tensor *t = &net->ps.tensors[i];
-        double s = sum_d(t->data, t->numel);
+        double s = test_sum(t->data, t->numel);
         ck_assert_msg(fabs(s - wsum->data[i]) <= 1e-4 * (1 + fabs(s)), "%s: hash weights of '%s' differ from python's: %g vs %g",
                       stem, t->name, s, wsum->data[i]);
     }
 }
 
 // Features (no tape), then the distance with the gradient to a; returns the gradient buffer.
-static const float *run_golden(Work *w, const ConvNext *net, const SafeTensors *st, const char *stem, Tensor **dist_out,
+static const float *run_golden(TestWork *w, const ConvNext *net, const SafeTensors *st, const char *stem, Tensor **dist_out,
                                Tensor **a_out) {
     Tensor *gfa = golden_tensor(&w->tp, st, "feat_a"), *gfb = golden_tensor(&w->tp, st, "feat_b");
     Tensor *gdist = golden_tensor(&w->tp, st, "dist"), *gg = golden_tensor(&w->tp, st, "g");
@@ -122,8 +102,8 @@ static const float *run_golden(Work *w, const ConvNext *net, const SafeTensors *
 START_TEST(test_base_64) {
     SafeTensors st;
     golden_open(&st, "convnext_base_64");
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     ConvNext *net = base_net();
     check_wsum(net, golden_tensor(&w.tp, &st, "wsum"), "convnext_base_64");
     Tensor *d, *a;
@@ -132,7 +112,7 @@ START_TEST(test_base_64) {
     ck_assert(tensor_same_shape(want, a));
     double eg = compare_rel("grad", g, want->data, want->numel);
     ck_assert_msg(eg < 1e-4, "convnext_base_64: gradient error %.3g", eg);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -140,8 +120,8 @@ END_TEST
 START_TEST(test_base_224) {
     SafeTensors st;
     golden_open(&st, "convnext_base_224");
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     ConvNext *net = base_net();
     check_wsum(net, golden_tensor(&w.tp, &st, "wsum"), "convnext_base_224");
     Tensor *d, *a;
@@ -171,7 +151,7 @@ START_TEST(test_base_224) {
     printf("  |grad| %.6g (torch %.6g), rel err %.2e\n", nrm, norm->data[0], en);
     ck_assert_msg(eat < 1e-4, "convnext_base_224: gradient error %.3g at the stored positions", eat);
     ck_assert_msg(worst_dot < 1e-4 && en < 1e-4, "convnext_base_224: projection error %.3g, norm error %.3g", worst_dot, en);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -189,8 +169,8 @@ static void tiny_load(ConvNext *net) {
 START_TEST(test_tiny_converted) {
     SafeTensors st;
     golden_open(&st, "convnext_tiny");
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     ConvNext net;
     tiny_load(&net);
     ck_assert_int_eq(net.ps.n, 68);
@@ -209,15 +189,15 @@ START_TEST(test_tiny_converted) {
     double eg = compare_rel("tiny grad", tensor_grad(&w.tp, a), ggrad->data, ggrad->numel);
     ck_assert_msg(ed < 1e-5 && eg < 1e-5, "tiny: distance error %.3g, gradient error %.3g", ed, eg);
     convnext_free(&net);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
 
 START_TEST(test_tiny_finite_differences) {
     // d sum(dist * g) / d a at 12 pixels vs central differences of the C forward (float32, step 1e-2).
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     ConvNext net;
     tiny_load(&net);
     const float g[2] = {0.8f, -1.1f};
@@ -251,7 +231,7 @@ START_TEST(test_tiny_finite_differences) {
     ck_assert_msg(worst < 2e-3, "finite differences disagree: %.3g of max|grad| %.3g", worst, gmax);
     free(grad);
     convnext_free(&net);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
@@ -259,8 +239,8 @@ START_TEST(test_tiny_tangent) {
     // The features' forward-mode tangent along a random input direction v (through the fused
     // GELU + GRN op, the channel LayerNorms, the depthwise and 1x1 convs) vs central differences
     // of the C forward, and vs the backward: <J v, u> = <v, J^T u>.
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     ConvNext net;
     tiny_load(&net);
     Tensor *a = hash_image(&w.tp, 2, 3, 32, 1300, "a"), *v = hash_image(&w.tp, 2, 3, 32, 1302, "v");
@@ -298,7 +278,7 @@ START_TEST(test_tiny_tangent) {
     ck_assert_msg(adj < 1e-4, "tangent and backward disagree: %.3g relative", adj);
     free(jv), free(u), free(fp), free(dir);
     convnext_free(&net);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
@@ -306,8 +286,8 @@ END_TEST
 // Loss
 
 START_TEST(test_loss_mask_lambda) {
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     ConvNext net;
     tiny_load(&net);
     LpipsLossConfig cfg;
@@ -370,7 +350,7 @@ START_TEST(test_loss_mask_lambda) {
         ck_assert_msg(l2->tangent == NULL, "convnext_loss propagated pred_x's tangent");
     }
     convnext_free(&net);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 

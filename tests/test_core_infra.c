@@ -222,21 +222,6 @@ END_TEST
 // ---------------------------------------------------------------------------------------------
 // Views
 
-typedef struct {
-    Arena arena;
-    Tape tp;
-} Ctx;
-
-static void ctx_init(Ctx *c) {
-    arena_init(&c->arena, 1 << 16);
-    tape_init(&c->tp, &c->arena);
-}
-
-static void ctx_free(Ctx *c) {
-    tape_free(&c->tp);
-    arena_free(&c->arena);
-}
-
 static Tensor *iota(Tape *tp, int ndim, const int *shape, const char *name) {
     Tensor *t = tensor_new(tp, ndim, shape, name);
     for (int64_t i = 0; i < t->numel; i++) t->data[i] = (float)i;
@@ -244,8 +229,8 @@ static Tensor *iota(Tape *tp, int ndim, const int *shape, const char *name) {
 }
 
 START_TEST(views_share_data) {
-    Ctx c;
-    ctx_init(&c);
+    TestWork c;
+    test_work_init(&c, 1 << 16);
     Tape *tp = &c.tp;
     const int s43[2] = {4, 3}, s26[2] = {2, 6}, perm[2] = {1, 0};
     Tensor *x = iota(tp, 2, s43, "x");
@@ -295,13 +280,13 @@ START_TEST(views_share_data) {
     Tensor *st = op_slice(tp, x, 0, 2, 4);
     ck_assert_ptr_eq(st->tangent, tx + 6);
     ck_assert(st->tangent[1] == 2.5f);
-    ctx_free(&c);
+    test_work_free(&c);
 }
 END_TEST
 
 START_TEST(view_grads_land_in_base) {
-    Ctx c;
-    ctx_init(&c);
+    TestWork c;
+    test_work_init(&c, 1 << 16);
     Tape *tp = &c.tp;
     const int s43[2] = {4, 3}, s23[2] = {2, 3};
     Tensor *x = iota(tp, 2, s43, "x");
@@ -334,7 +319,7 @@ START_TEST(view_grads_land_in_base) {
     g = tensor_grad(tp, x);
     for (int i = 0; i < 6; i++) ck_assert(g[i] == 0.0f);
     for (int i = 0; i < 6; i++) ck_assert_float_eq_tol(g[6 + i], 2.0f * w2v[i], 1e-6f);
-    ctx_free(&c);
+    test_work_free(&c);
 }
 END_TEST
 
@@ -342,8 +327,8 @@ END_TEST
 // Tape modes, stop-gradient, drop-tangent
 
 START_TEST(tape_no_record) {
-    Ctx c;
-    ctx_init(&c);
+    TestWork c;
+    test_work_init(&c, 1 << 16);
     Tape *tp = &c.tp;
     const int s23[2] = {2, 3}, s33[2] = {3, 3};
     Tensor *x = iota(tp, 2, s23, "x");
@@ -368,13 +353,13 @@ START_TEST(tape_no_record) {
     tape_reset(tp);
     ck_assert_int_eq(tp->n_nodes, 0);
     ck_assert_uint_eq(c.arena.used, 0);
-    ctx_free(&c);
+    test_work_free(&c);
 }
 END_TEST
 
 START_TEST(stop_gradient_blocks) {
-    Ctx c;
-    ctx_init(&c);
+    TestWork c;
+    test_work_init(&c, 1 << 16);
     Tape *tp = &c.tp;
     const int s23[2] = {2, 3};
     const float xv[6] = {1, 2, 3, 4, -5, 6};
@@ -404,13 +389,13 @@ START_TEST(stop_gradient_blocks) {
     Tensor *z = op_matmul(tp, sg, sg, 1, 0);
     ck_assert(!z->requires_grad);
     ck_assert_int_eq(tp->n_nodes, before);
-    ctx_free(&c);
+    test_work_free(&c);
 }
 END_TEST
 
 START_TEST(drop_tangent_keeps_grad) {
-    Ctx c;
-    ctx_init(&c);
+    TestWork c;
+    test_work_init(&c, 1 << 16);
     Tape *tp = &c.tp;
     const int s23[2] = {2, 3}, s23w[2] = {2, 3};
     const float xv[6] = {1, 2, 3, 4, 5, 6}, wv[6] = {1, 0, -1, 2, 1, 0};
@@ -448,7 +433,7 @@ START_TEST(drop_tangent_keeps_grad) {
     float *g = tensor_grad(tp, x);
     for (int i = 0; i < 2; i++)
         for (int k = 0; k < 3; k++) ck_assert_float_eq_tol(g[3 * i + k], colsum[k], 1e-6f);
-    ctx_free(&c);
+    test_work_free(&c);
 }
 END_TEST
 

@@ -22,19 +22,10 @@
 
 #include "eval/eval.h"
 
-typedef struct {
-    Arena arena;
-    Tape tp;
-} Work;
-
-static void work_init(Work *w) {
-    arena_init(&w->arena, 64 << 20);
-    tape_init(&w->tp, &w->arena);
+// Inference only: nothing is recorded.
+static void work_init(TestWork *w) {
+    test_work_init(w, 64 << 20);
     tape_set_recording(&w->tp, 0);
-}
-static void work_free(Work *w) {
-    tape_free(&w->tp);
-    arena_free(&w->arena);
 }
 
 static void path_of(char *buf, size_t n, const char *dir, const char *file) {
@@ -247,7 +238,7 @@ static void check_out(const char *label, const Tensor *got, Tensor *want, double
 START_TEST(test_inception_hash_weights) {
     SafeTensors st;
     golden_open(&st, "inception_299");
-    Work w;
+    TestWork w;
     work_init(&w);
     Tensor *wsum = golden_tensor(&w.tp, &st, "wsum");
     for (int i = 0; i < INCEPTION_N_CONV; i++) {
@@ -261,7 +252,7 @@ START_TEST(test_inception_hash_weights) {
         ck_assert_msg(fabs(s - wsum->data[i]) <= 1e-5 * fmax(1.0, fabs(s)), "conv %d (%s): hash sum %g vs python %g", i,
                       c->name, s, wsum->data[i]);
     }
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -269,7 +260,7 @@ END_TEST
 START_TEST(test_inception_299) {
     SafeTensors st;
     golden_open(&st, "inception_299");
-    Work w;
+    TestWork w;
     work_init(&w);
     Inception *net = hash_net();
     int shape[4] = {2, 3, INCEPTION_SIZE, INCEPTION_SIZE};
@@ -282,7 +273,7 @@ START_TEST(test_inception_299) {
     printf("inception 2 x 299: %.2f s, arena peak %.0f MB\n", core_now() - t0, w.arena.peak / 1e6);
     check_out("pool3 (299)", pool3, golden_tensor(&w.tp, &st, "pool3"), 1e-4);
     check_out("logits (299)", logits, golden_tensor(&w.tp, &st, "logits"), 1e-4);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -297,7 +288,7 @@ static uint64_t splitmix64(uint64_t z) {
 START_TEST(test_inception_small_u8) {
     SafeTensors st;
     golden_open(&st, "inception_small");
-    Work w;
+    TestWork w;
     work_init(&w);
     Inception *net = hash_net();
     int H = 64, W = 80;
@@ -319,7 +310,7 @@ START_TEST(test_inception_small_u8) {
     inception_forward(&w.tp, net, inception_preprocess_u8(&w.tp, px, 1, H, W, 3, EVAL_CONV_PMF_JAX), &pool3, NULL);
     check_out("pool3 (64x80 pmf-jax)", pool3, golden_tensor(&w.tp, &st, "pool3_pmf"), 1e-4);
     free(px);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -327,7 +318,7 @@ END_TEST
 // Closed forms of the preprocessing: a constant image stays constant under every resize; the
 // TF1 resize maps output pixel j to input j * in / out exactly when that is an integer.
 START_TEST(test_preprocess_conventions) {
-    Work w;
+    TestWork w;
     work_init(&w);
     int H = 23, W = 46;
     uint8_t *px = malloc((size_t)H * W * 3);
@@ -354,7 +345,7 @@ START_TEST(test_preprocess_conventions) {
     ck_assert(eval_convention_parse("torch-fidelity", &c) == 0 && c == EVAL_CONV_TORCH_FIDELITY);
     ck_assert(eval_convention_parse("nope", &c) == -1);
     free(px), free(g);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 

@@ -20,31 +20,11 @@
 #include "dataset/dataset.h"
 #include "perceptual/perceptual.h"
 
-typedef struct {
-    Arena arena;
-    Tape tp;
-} Work;
-
-static void work_init(Work *w) {
-    arena_init(&w->arena, 64 << 20);
-    tape_init(&w->tp, &w->arena);
-}
-static void work_free(Work *w) {
-    tape_free(&w->tp);
-    arena_free(&w->arena);
-}
-
 static Tensor *hash_image(Tape *tp, int N, int C, int S, uint64_t id, const char *name) {
     int shape[4] = {N, C, S, S};
     Tensor *t = tensor_new(tp, 4, shape, name);
     perceptual_hash_fill(t->data, t->numel, id, 1.0f);
     return t;
-}
-
-static double sum_d(const float *x, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += x[i];
-    return s;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,15 +49,15 @@ static Lpips *vgg_net(void) {
 static void check_vgg_golden(const char *stem) {
     SafeTensors st;
     golden_open(&st, stem);
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     Lpips *lp = vgg_net();
     Tensor *gdist = golden_tensor(&w.tp, &st, "dist"), *g = golden_tensor(&w.tp, &st, "grad");
     Tensor *gg = golden_tensor(&w.tp, &st, "g"), *wsum = golden_tensor(&w.tp, &st, "wsum");
     Tensor *g32 = golden_tensor(&w.tp, &st, "grad_f32"), *d32 = golden_tensor(&w.tp, &st, "dist_f32");
     // the hashed weights must be PyTorch's (else every later number is meaningless)
     for (int j = 0; j < VGG16_N_CONV; j++) {
-        double sw = sum_d(lp->vgg.w[j]->data, lp->vgg.w[j]->numel), sb = sum_d(lp->vgg.b[j]->data, lp->vgg.b[j]->numel);
+        double sw = test_sum(lp->vgg.w[j]->data, lp->vgg.w[j]->numel), sb = test_sum(lp->vgg.b[j]->data, lp->vgg.b[j]->numel);
         ck_assert_msg(fabs(sw - wsum->data[2 * j]) <= 1e-4 * (1 + fabs(sw)) &&
                           fabs(sb - wsum->data[2 * j + 1]) <= 1e-4 * (1 + fabs(sb)),
                       "%s: hash weights of conv %d differ from python's: %g vs %g, %g vs %g", stem, j, sw,
@@ -112,7 +92,7 @@ static void check_vgg_golden(const char *stem) {
     ck_assert_msg(ed < 1e-4 && ed32 < 1e-4, "%s: dist error %.3g (f64), %.3g (f32), want < 1e-4", stem, ed, ed32);
     ck_assert_msg(en < 1e-4, "%s: grad error %.3g vs the nearer reference, want < 1e-4", stem, en);
     ck_assert_msg(eg < 1e-2 && eg32 < 1e-2, "%s: grad error %.3g (f64), %.3g (f32), want < 1e-2", stem, eg, eg32);
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 
@@ -129,8 +109,8 @@ END_TEST
 START_TEST(test_crop_resize) {
     SafeTensors st;
     golden_open(&st, "lpips_crop_resize");
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     Tensor *x = golden_tensor(&w.tp, &st, "x"), *bx = golden_tensor(&w.tp, &st, "boxes");
     CropBox boxes[2];
     for (int b = 0; b < 2; b++)
@@ -145,7 +125,7 @@ START_TEST(test_crop_resize) {
         ck_assert(tensor_same_shape(got, want));
         ck_assert_msg(compare_rel(name, got->data, want->data, want->numel) < 1e-5, "crop resize to %d", sizes[k]);
     }
-    work_free(&w);
+    test_work_free(&w);
     safetensors_close(&st);
 }
 END_TEST
@@ -185,8 +165,8 @@ static void unit_ref(const double *x, int C, double eps, double *y) {
 START_TEST(test_unit_normalize_fd) {
     // (2, 5, 3, 3) random input: gradient and tangent vs central differences of the float64 formula.
     enum { N = 2, C = 5, HW = 9 };
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     int shape[4] = {N, C, 3, 3};
     Tensor *x = tensor_new(&w.tp, 4, shape, "x");
     float g[N * C * HW], v[N * C * HW];
@@ -233,14 +213,14 @@ START_TEST(test_unit_normalize_fd) {
     ck_assert(compare_rel_d("unit y", got_y, want_y, N * C * HW) < 1e-6);
     ck_assert(compare_rel_d("unit grad vs fd", got_grad, fd_grad, N * C * HW) < 1e-5);
     ck_assert(compare_rel_d("unit tangent vs fd", got_tan, fd_tan, N * C * HW) < 1e-5);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
 START_TEST(test_unit_normalize_zero_policy) {
     // (1, 4, 1, 2): position 0 is all zeros, position 1 is (3, 0, 4, 0) (norm 5).
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     int shape[4] = {1, 4, 1, 2};
     const float xv[8] = {0, 3, 0, 0, 0, 4, 0, 0};
     const float g[8] = {1, 1, -2, 1, 0.5f, 1, 3, 1};
@@ -276,7 +256,7 @@ START_TEST(test_unit_normalize_zero_policy) {
     float *gp = tensor_grad(&w.tp, p);
     for (int c = 0; c < 4; c++) ck_assert_msg(gp[2 * c] == 0.0f, "relu'd zero position grad %g", gp[2 * c]);
     for (int i = 0; i < 8; i++) ck_assert(isfinite(gp[i]));
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
@@ -318,8 +298,8 @@ START_TEST(test_featnet_accuracy) {
         featnet_free(&held);
     }
     // the features are what a Frechet distance reads: (N, 128), finite, not all equal
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     tape_set_recording(&w.tp, 0);
     float *x = core_malloc(4 * 32 * 32 * sizeof(float), "x");
     featnet_images(&d, 0, 4, x);
@@ -330,7 +310,7 @@ START_TEST(test_featnet_accuracy) {
     for (int i = 0; i < FEATNET_FEATURE_DIM; i++) diff += fabs(f->data[i] - f->data[FEATNET_FEATURE_DIM + i]);
     ck_assert_msg(diff > 1e-3, "features of two different images are equal");
     free(x);
-    work_free(&w);
+    test_work_free(&w);
     idx_free_images(&im);
     idx_free_labels(&lb);
 }
@@ -338,8 +318,8 @@ END_TEST
 
 START_TEST(test_featnet_lpips_basic) {
     Lpips *lp = feat_net();
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     Tensor *a = hash_image(&w.tp, 3, 1, 32, 2000, "a"), *b = hash_image(&w.tp, 3, 1, 32, 2001, "b");
     Tensor *dab = lpips_distance(lp, &w.tp, a, b), *dba = lpips_distance(lp, &w.tp, b, a);
     Tensor *daa = lpips_distance(lp, &w.tp, a, a);
@@ -349,14 +329,14 @@ START_TEST(test_featnet_lpips_basic) {
         ck_assert_msg(fabsf(dab->data[i] - dba->data[i]) <= 1e-6f * dab->data[i], "not symmetric: %g %g",
                       dab->data[i], dba->data[i]);
     }
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
 START_TEST(test_lpips_loss_mask_lambda) {
     Lpips *lp = feat_net();
-    Work w;
-    work_init(&w);
+    TestWork w;
+    test_work_init(&w, 64 << 20);
     enum { B = 4 };
     Tensor *pred = hash_image(&w.tp, B, 1, 32, 3000, "pred"), *x = hash_image(&w.tp, B, 1, 32, 3001, "x");
     pred->requires_grad = 1;
@@ -397,7 +377,7 @@ START_TEST(test_lpips_loss_mask_lambda) {
     const float tall[B] = {0.9f, 0.95f, 1.0f, 0.8f};
     Tensor *z = lpips_loss(lp, &w.tp, pred, x, tall, &cfg, &rng);
     for (int b = 0; b < B; b++) ck_assert(z->data[b] == 0.0f);
-    work_free(&w);
+    test_work_free(&w);
 }
 END_TEST
 
