@@ -28,17 +28,7 @@ static const char *torch_script =
     "    else: layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU()]; cin = v\n"
     "net = nn.Sequential(*layers).eval()\n"
     "for p in net.parameters(): p.requires_grad_(False)\n"
-    "x = torch.randn(B, 3, S, S)\n"
-    "def fwd():\n"
-    "    with torch.no_grad(): net(x)\n"
-    "def fwdbwd():\n"
-    "    xi = x.clone().requires_grad_(True)\n"
-    "    net(xi).sum().backward()\n"
-    "for name, fn in (('fwd', fwd), ('fwdbwd', fwdbwd)):\n"
-    "    fn(); ts = []\n"
-    "    for _ in range(reps):\n"
-    "        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)\n"
-    "    ts.sort(); print(name, B / ts[len(ts) // 2], flush=True)\n";
+    "x = torch.randn(B, 3, S, S)\n";   // + torch_timing_tail
 
 // ConvNeXt-V2-Base as HF's modeling_convnextv2.py computes it (pooled, layer-normed feature).
 static const char *torch_convnext_script =
@@ -72,7 +62,11 @@ static const char *torch_convnext_script =
     "trunk, head = nn.Sequential(*layers).eval(), nn.LayerNorm(dims[3], eps=1e-6)\n"
     "for p in list(trunk.parameters()) + list(head.parameters()): p.requires_grad_(False)\n"
     "net = lambda x: head(trunk(x).mean([-2, -1]))\n"
-    "x = torch.rand(B, 3, S, S) * 2 - 1\n"
+    "x = torch.rand(B, 3, S, S) * 2 - 1\n";   // + torch_timing_tail
+
+// The timing every PyTorch script ends with: median img/s of `net` on `x`, forward and forward +
+// backward to the input of sum(output).
+static const char *torch_timing_tail =
     "def fwd():\n"
     "    with torch.no_grad(): net(x)\n"
     "def fwdbwd():\n"
@@ -91,6 +85,7 @@ static int torch_rates(const char *script, int B, int S, int reps, int threads, 
     if (fd < 0) return 0;
     FILE *f = fdopen(fd, "w");
     fputs(script, f);
+    fputs(torch_timing_tail, f);
     fclose(f);
     char cmd[512];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %d %d %d %d 2>&1", path, B, S, reps, threads);

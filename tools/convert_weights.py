@@ -77,36 +77,31 @@ def _np(t):
     return np.ascontiguousarray(np.asarray(t, dtype=np.float32))
 
 
-def vgg16_features(state_dict):
-    """torchvision vgg16 state dict (or its `features` part) -> {name: float32 array}."""
+def _torchvision_features(state_dict, convs, net):
+    """The conv weights and biases of a torchvision `features` stack: convs = [(index, Cin, Cout, K)]."""
     out = collections.OrderedDict()
-    for idx, (cin, cout) in zip(VGG16_CONV_INDICES, VGG16_CHANNELS):
-        for kind, shape in (("weight", (cout, cin, 3, 3)), ("bias", (cout,))):
-            name = "features.%d.%s" % (idx, kind)
-            src = name if name in state_dict else "%d.%s" % (idx, kind)
-            if src not in state_dict:
-                raise KeyError("vgg16: the state dict has no '%s' (is this torchvision's vgg16?)" % name)
-            a = _np(state_dict[src])
-            if a.shape != shape:
-                raise ValueError("vgg16: '%s' has shape %s, expected %s" % (name, a.shape, shape))
-            out[name] = a
-    return out
-
-
-def alexnet_features(state_dict):
-    """torchvision alexnet state dict (or its `features` part) -> {name: float32 array}."""
-    out = collections.OrderedDict()
-    for idx, cin, cout, k in ALEXNET_CONVS:
+    for idx, cin, cout, k in convs:
         for kind, shape in (("weight", (cout, cin, k, k)), ("bias", (cout,))):
             name = "features.%d.%s" % (idx, kind)
             src = name if name in state_dict else "%d.%s" % (idx, kind)
             if src not in state_dict:
-                raise KeyError("alexnet: the state dict has no '%s' (is this torchvision's alexnet?)" % name)
+                raise KeyError("%s: the state dict has no '%s' (is this torchvision's %s?)" % (net, name, net))
             a = _np(state_dict[src])
             if a.shape != shape:
-                raise ValueError("alexnet: '%s' has shape %s, expected %s" % (name, a.shape, shape))
+                raise ValueError("%s: '%s' has shape %s, expected %s" % (net, name, a.shape, shape))
             out[name] = a
     return out
+
+
+def vgg16_features(state_dict):
+    """torchvision vgg16 state dict (or its `features` part) -> {name: float32 array}."""
+    convs = [(idx, cin, cout, 3) for idx, (cin, cout) in zip(VGG16_CONV_INDICES, VGG16_CHANNELS)]
+    return _torchvision_features(state_dict, convs, "vgg16")
+
+
+def alexnet_features(state_dict):
+    """torchvision alexnet state dict (or its `features` part) -> {name: float32 array}."""
+    return _torchvision_features(state_dict, ALEXNET_CONVS, "alexnet")
 
 
 def lpips_lin(state_dict):
