@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import convert_weights  # noqa: E402
+import cases_lpips  # noqa: E402  (the LPIPS formula)
 from cases_lpips import hash_fill  # noqa: E402  (the numpy splitmix64 hash)
 
 HASH_ID0 = 100
@@ -79,31 +80,9 @@ def alex_taps(x, W):
     return [r1, r2, r3, r4, r5]
 
 
-def lpips_ref(p, t, W, lin):
-    """lpips.LPIPS(net='alex', version='0.1') forward on [-1, 1] images, in p's dtype."""
-    if p.shape[1] == 1:
-        p, t = p.repeat(1, 3, 1, 1), t.repeat(1, 3, 1, 1)
-    shift = torch.tensor(np.array([-.030, -.088, -.188], np.float32)).to(p.dtype).view(1, 3, 1, 1)
-    scale = torch.tensor(np.array([.458, .448, .450], np.float32)).to(p.dtype).view(1, 3, 1, 1)
-    fa, fb = alex_taps((p - shift) / scale, W), alex_taps((t - shift) / scale, W)
-
-    def normalize_tensor(x, eps=1e-10):
-        return x / (torch.sqrt(torch.sum(x ** 2, dim=1, keepdim=True)) + eps)
-
-    total = 0
-    for k in range(5):
-        d = (normalize_tensor(fa[k]) - normalize_tensor(fb[k])) ** 2
-        lw = torch.from_numpy(lin["lin%d.weight" % k]).to(p.dtype)
-        total = total + F.conv2d(d, lw).mean(dim=[2, 3], keepdim=True)
-    return total.view(-1)
-
-
 def lpips_grad(N, C, S, W, lin, g, dtype):
-    pred = torch.from_numpy(hash_fill((N, C, S, S), 1000, 1.0)).to(dtype).requires_grad_(True)
-    targ = torch.from_numpy(hash_fill((N, C, S, S), 1001, 1.0)).to(dtype)
-    dist = lpips_ref(pred, targ, W, lin)
-    gt = torch.tensor(np.asarray(g, np.float32)).to(dtype)
-    (grad,) = torch.autograd.grad((dist * gt).sum(), pred)
+    """lpips.LPIPS(net='alex', version='0.1'): cases_lpips.py's formula on the AlexNet taps."""
+    _, _, dist, gt, grad = cases_lpips.lpips_grad(N, C, S, W, lin, g, dtype, taps=alex_taps)
     return dist.detach().numpy(), gt.numpy(), grad.numpy()
 
 

@@ -109,13 +109,15 @@ def vgg_taps(x, W):
     return taps
 
 
-def lpips_ref(p, t, W, lin):
-    """lpips.LPIPS(net='vgg', version='0.1') forward on [-1, 1] images, in p's dtype."""
+def lpips_ref(p, t, W, lin, taps=None):
+    """lpips.LPIPS(net='vgg', version='0.1') forward on [-1, 1] images, in p's dtype; another
+    trunk's five taps with taps=fn(x, W) (cases_alexnet.py: net='alex')."""
+    taps = taps or vgg_taps
     if p.shape[1] == 1:
         p, t = p.repeat(1, 3, 1, 1), t.repeat(1, 3, 1, 1)
     shift = torch.tensor(np.array([-.030, -.088, -.188], np.float32)).to(p.dtype).view(1, 3, 1, 1)
     scale = torch.tensor(np.array([.458, .448, .450], np.float32)).to(p.dtype).view(1, 3, 1, 1)
-    fa, fb = vgg_taps((p - shift) / scale, W), vgg_taps((t - shift) / scale, W)
+    fa, fb = taps((p - shift) / scale, W), taps((t - shift) / scale, W)
 
     def normalize_tensor(x, eps=1e-10):
         return x / (torch.sqrt(torch.sum(x ** 2, dim=1, keepdim=True)) + eps)
@@ -128,10 +130,10 @@ def lpips_ref(p, t, W, lin):
     return total.view(-1)
 
 
-def lpips_grad(N, C, S, W, lin, g, dtype):
+def lpips_grad(N, C, S, W, lin, g, dtype, taps=None):
     pred = torch.from_numpy(hash_fill((N, C, S, S), 1000, 1.0)).to(dtype).requires_grad_(True)
     targ = torch.from_numpy(hash_fill((N, C, S, S), 1001, 1.0)).to(dtype)
-    dist = lpips_ref(pred, targ, W, lin)
+    dist = lpips_ref(pred, targ, W, lin, taps)
     gt = torch.tensor(np.asarray(g, np.float32)).to(dtype)
     (grad,) = torch.autograd.grad((dist * gt).sum(), pred)
     return pred, targ, dist, gt, grad
