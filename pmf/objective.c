@@ -14,7 +14,6 @@ void pmf_objective_default(PmfObjective *o) {
     o->sampler = PMF_TR_TRIANGLE;
     o->p_mean = 0.8f, o->p_std = 0.8f;
     o->data_proportion = 0.5f;
-    o->noise_scale = 1.0f;
     o->cfg = 1, o->cfg_max = 7.0f, o->cfg_beta = 1.0f;
     o->class_dropout = 0.1f;
     o->norm_eps = 0.01f;
@@ -29,14 +28,15 @@ static float sample_omega(double u, float s_max, float beta) {
     return (float)exp(log1p(u * expm1(b * log1p(s_max))) / b);
 }
 
-void pmf_draw_noise(Tape *tp, Rng *rng, const PmfObjective *o, int B, int64_t numel, PmfStepNoise *n) {
+void pmf_draw_noise(Tape *tp, Rng *rng, const PmfObjective *o, const PmfConfig *mc, int B, PmfStepNoise *n) {
+    int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
     n->B = B;
     n->e = tape_alloc(tp, (size_t)B * numel * sizeof(float));
     float **f[5] = {&n->t, &n->r, &n->t_min, &n->t_max, &n->omega};
     for (int i = 0; i < 5; i++) *f[i] = tape_alloc(tp, (size_t)B * sizeof(float));
     n->fm = tape_alloc(tp, (size_t)B);
     n->drop = tape_alloc(tp, (size_t)B);
-    rng_fill_normal(rng, n->e, (int64_t)B * numel, 0.0f, o->noise_scale);
+    rng_fill_normal(rng, n->e, (int64_t)B * numel, 0.0f, mc->noise_scale);
     for (int i = 0; i < B; i++) n->t[i] = sigmoidf(o->p_std * (float)rng_normal(rng) + o->p_mean);
     for (int i = 0; i < B; i++) n->r[i] = sigmoidf(o->p_std * (float)rng_normal(rng) + o->p_mean);
     if (o->tr_uniform)

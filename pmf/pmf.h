@@ -104,7 +104,6 @@ typedef struct PmfObjective {
     float p_mean, p_std;       // logit-normal (t, r)
     float data_proportion;     // share of rows with r = t
     int tr_uniform;            // 10% of rows get (U(0,1), U(0,1)) pairs
-    float noise_scale;
     int cfg;                   // 1: guided target with power-law omega and interval; 0: v_g = v_t
     float cfg_max, cfg_beta;   // omega in [1, 1 + cfg_max], density ~ omega^-beta
     float class_dropout;
@@ -126,8 +125,9 @@ typedef struct PmfStepNoise {
     uint8_t *fm, *drop;          // r == t rows; class-dropped rows
 } PmfStepNoise;
 
-// Draws noise for a batch of B images of `numel` values each (arena memory from tp).
-void pmf_draw_noise(Tape *tp, Rng *rng, const PmfObjective *o, int B, int64_t numel, PmfStepNoise *n);
+// Draws noise for a batch of B images of the model's geometry, e ~ N(0, noise_scale^2) with the
+// model's noise scale (the one noise_scale: PmfConfig's), in arena memory from tp.
+void pmf_draw_noise(Tape *tp, Rng *rng, const PmfObjective *o, const PmfConfig *mc, int B, PmfStepNoise *n);
 
 typedef struct PmfLoss {
     Tensor *loss;                 // (1): mean_b(adp(L_u) + adp(L_v) + perceptual)

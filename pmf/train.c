@@ -390,7 +390,7 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         rng_init(&noise, cfg->seed ^ STREAM_NOISE);
         noise.offset = (uint64_t)step << 32;
         PmfStepNoise all;
-        pmf_draw_noise(&stp, &noise, &obj, B, numel, &all);
+        pmf_draw_noise(&stp, &noise, &obj, mc, B, &all);
         PmfStepNoise my = noise_rows(&stp, &all, numel, rank, world);
         if (percep) pmf_perceptual_begin_step(percep, step);
         // Forward with tangents, loss and backward per micro-batch; gradients accumulate.

@@ -43,7 +43,7 @@ static const KeySpec keys[] = {
     {"model.tr_sampler", K_STR, 0, 0, "triangle|fm|r0|lines"},
     F("model.P_mean", objective.p_mean),
     F("model.P_std", objective.p_std),
-    F("model.noise_scale", objective.noise_scale),
+    F("model.noise_scale", model.noise_scale),   // 0: the preset's (B/32 2, L/32 4, ...)
     B("model.tr_uniform", objective.tr_uniform),
     F("model.data_proportion", objective.data_proportion),
     B("model.cfg", objective.cfg),
@@ -198,7 +198,6 @@ static int set_value(PmfTrainConfig *c, const char *key, const char *value, cons
             return 0;
         }
         *(float *)(base + k->offset) = f;
-        if (k->offset == offsetof(PmfTrainConfig, objective.noise_scale)) c->model.noise_scale = f;
         return 0;
     case K_INT:
         if (parse_int64(value, &i) || i < -2147483647LL || i > 2147483647LL) goto type_error;
@@ -382,7 +381,7 @@ int pmf_train_config_finish(PmfTrainConfig *c) {
     if (c->image_size) m.img_size = c->image_size;
     else c->image_size = m.img_size;
     if (builtin) m.channels = 1, m.num_classes = 10;
-    if (c->objective.noise_scale > 0) m.noise_scale = c->objective.noise_scale;
+    if (over.noise_scale > 0) m.noise_scale = over.noise_scale;
     m.with_v_head = 1;
     if (m.img_size % m.patch) {
         core_set_error("key 'dataset.image_size' = %d is not divisible by 'model.patch' = %d", m.img_size, m.patch);
@@ -394,7 +393,6 @@ int pmf_train_config_finish(PmfTrainConfig *c) {
         return -1;
     }
     c->model = m;
-    c->objective.noise_scale = m.noise_scale;
     const PmfObjective *o = &c->objective;
     struct { const char *key; int ok; } checks[] = {
         {"model.P_std", o->p_std > 0},

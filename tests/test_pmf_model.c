@@ -213,7 +213,7 @@ START_TEST(init_and_fm_rows_sanity) {
     rng_fill_uniform(&rng, x, B * N, -1.0f, 1.0f);
     int labels[8] = {0, 1, 2, 0, 1, 2, 0, 1};
     PmfStepNoise noise;
-    pmf_draw_noise(&tp, &rng, &obj, B, N, &noise);
+    pmf_draw_noise(&tp, &rng, &obj, &cfg, B, &noise);
     int fm_rows = 0;
     for (int i = 0; i < B; i++) fm_rows += noise.fm[i];
     ck_assert_msg(fm_rows == B / 2, "data_proportion 0.5 should give %d r = t rows, got %d", B / 2, fm_rows);

@@ -23,17 +23,17 @@ START_TEST(shipped_configs_match_spec_section_8) {
     ck_assert_int_eq(c.model.img_size, 256);
     ck_assert_int_eq(c.model.patch, 16);
     ck_assert_int_eq(c.model.dim, 768);
-    ck_assert(c.objective.p_mean == 0.8f && c.objective.noise_scale == 1.0f && !c.objective.tr_uniform);
+    ck_assert(c.objective.p_mean == 0.8f && c.model.noise_scale == 1.0f && !c.objective.tr_uniform);
     ck_assert_str_eq(c.perceptual, "lpips+convnext");
     ck_assert_int_eq(c.n_ema, 3);
     ck_assert(c.ema_val[2] == 2000.0f);
     load_ok(&c, "pMF_H_16.yml");
     ck_assert_int_eq(c.model.dim, 1280);
-    ck_assert(c.objective.p_mean == 0.0f && c.objective.noise_scale == 2.0f && c.objective.tr_uniform);
+    ck_assert(c.objective.p_mean == 0.0f && c.model.noise_scale == 2.0f && c.objective.tr_uniform);
     ck_assert(c.perceptual_max_t == 0.6f);
     load_ok(&c, "pMF_L_32.yml");
     ck_assert_int_eq(c.model.img_size, 512);
-    ck_assert(c.objective.noise_scale == 4.0f);
+    ck_assert(c.model.noise_scale == 4.0f);
     load_ok(&c, "pMF_L_16.yml");
     ck_assert(c.objective.cfg_beta == 2.0f);
     load_ok(&c, "fmnist_S4.yml");
@@ -94,6 +94,22 @@ START_TEST(res_and_patch_pick_the_paper_model) {
     ck_assert_msg(pmf_train_config_finish(&c) == 0, "%s", core_last_error());
     ck_assert_str_eq(c.model_str, "B/32");
     ck_assert(fabs(pmf_param_count(&c.model, 0) / 1e6 - 120.301) < 0.0005);
+    // The released B/32 draws its noise at scale 2 (pmf.py); the objective's defaults must not
+    // override the preset's scale, and the run's config.yaml must say 2.
+    ck_assert_msg(c.model.noise_scale == 2.0f, "noise_scale %g", c.model.noise_scale);
+    char *yaml = pmf_train_config_yaml(&c);
+    ck_assert_msg(strstr(yaml, "  noise_scale: 2\n"), "%s", yaml);
+    free(yaml);
+    // An explicit key still wins over the preset.
+    pmf_train_config_default(&c);
+    pmf_train_config_set(&c, "model.model_str", "H/16");
+    pmf_train_config_set(&c, "model.noise_scale", "3");
+    ck_assert_msg(pmf_train_config_finish(&c) == 0, "%s", core_last_error());
+    ck_assert(c.model.noise_scale == 3.0f);
+    pmf_train_config_default(&c);
+    pmf_train_config_set(&c, "model.model_str", "H/16");
+    ck_assert_msg(pmf_train_config_finish(&c) == 0, "%s", core_last_error());
+    ck_assert(c.model.noise_scale == 2.0f);
 }
 END_TEST
 
