@@ -278,10 +278,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "pmf_eval: %s\n", core_last_error());
                 rc = 1;
             } else {
-                printf("%s: %.6f\n", metric, fr.distance);
+                printf("%s: %.10g\n", metric, fr.distance);
                 if (fr.n_negative)
                     printf("  (%d eigenvalues below 0, down to %.3g, were clamped to 0)\n", fr.n_negative, fr.most_negative);
-                if (r1.has_is) printf("IS: %.4f +- %.4f (%d splits, %s)\n", r1.is_mean, r1.is_std, a.splits, a.path1);
+                if (r1.has_is) printf("IS: %.8g +- %.8g (%d splits, %s)\n", r1.is_mean, r1.is_std, a.splits, a.path1);
                 if (a.floor_path) {   // the distance of real images to the reference: the floor
                     EvalRunResult rf;
                     memset(&rf, 0, sizeof rf);
@@ -289,7 +289,7 @@ int main(int argc, char **argv) {
                     if (eval_stats_from_path(a.floor_path, &net, &a.run, &rf) || eval_frechet(&rf.stats, &r2.stats, &ff)) {
                         fprintf(stderr, "pmf_eval: floor: %s\n", core_last_error());
                         rc = 1;
-                    } else printf("%s floor (%s vs %s): %.6f\n", metric, a.floor_path, a.path2, ff.distance);
+                    } else printf("%s floor (%s vs %s): %.10g\n", metric, a.floor_path, a.path2, ff.distance);
                     eval_run_result_free(&rf);
                 }
                 if (a.log) log_json(&a, metric, fr.distance, &r1, &r2, &fr, core_now() - t0);
@@ -301,11 +301,11 @@ int main(int argc, char **argv) {
             rc = 1;
         } else {
             printf("pmf_eval: %s statistics of %lld images -> %s\n", net.name, (long long)r1.n_images, a.path2);
-            if (r1.has_is) printf("IS: %.4f +- %.4f (%d splits)\n", r1.is_mean, r1.is_std, a.splits);
+            if (r1.has_is) printf("IS: %.8g +- %.8g (%d splits)\n", r1.is_mean, r1.is_std, a.splits);
             if (a.log) log_json(&a, "stats", (double)r1.n_images, &r1, NULL, NULL, core_now() - t0);
         }
     } else if (rc == 0) {
-        printf("IS: %.4f +- %.4f (%d splits, %lld images)\n", r1.is_mean, r1.is_std, a.splits, (long long)r1.n_images);
+        printf("IS: %.8g +- %.8g (%d splits, %lld images)\n", r1.is_mean, r1.is_std, a.splits, (long long)r1.n_images);
         if (a.log) log_json(&a, "IS", r1.is_mean, &r1, NULL, NULL, core_now() - t0);
     }
     eval_run_result_free(&r1), eval_run_result_free(&r2);

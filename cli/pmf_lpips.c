@@ -238,7 +238,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pmf_lpips: %s\n", core_last_error());
             status = 1;
         } else {
-            printf("%s\t%.6f\nmean\t%.6f\t(1 pair)\n", paths[0], d, d);
+            printf("%s\t%.9g\nmean\t%.9g\t(1 pair)\n", paths[0], d, d);
         }
     } else {
         DIR *dir = opendir(paths[0]);
@@ -270,7 +270,7 @@ int main(int argc, char **argv) {
                 status = 1;
                 break;
             }
-            printf("%s\t%.6f\n", names[i], d);
+            printf("%s\t%.9g\n", names[i], d);
             fflush(stdout);
             sum += d, pairs++;
         }
@@ -281,7 +281,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pmf_lpips: no same-named .png pairs in '%s' and '%s'\n", paths[0], paths[1]);
             status = 1;
         } else if (status == 0) {
-            printf("mean\t%.6f\t(%d pairs)\n", sum / pairs, pairs);
+            printf("mean\t%.9g\t(%d pairs)\n", sum / pairs, pairs);
         }
     }
     tape_free(&tp);

@@ -436,15 +436,15 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         // Log.
         lu /= (double)B * numel, lv /= (double)B * numel;
         if (lead) {
-            fprintf(jl, "{\"step\": %" PRId64 ", \"loss\": %.6f, \"loss_u\": %.6f, \"loss_v\": %.6f, \"grad_norm\": %.5g, \"lr\": %.6g}\n",
+            fprintf(jl, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"loss_u\": %.9g, \"loss_v\": %.9g, \"grad_norm\": %.9g, \"lr\": %.9g}\n",
                     state.step, loss, lu, lv, gnorm, lr);
-            fprintf(tsv, "%" PRId64 "\t%.6f\t%.6f\t%.6f\t%.5g\t%.6g\n", state.step, loss, lu, lv, gnorm, lr);
+            fprintf(tsv, "%" PRId64 "\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\n", state.step, loss, lu, lv, gnorm, lr);
         }
         if (lead && (state.step == 1 || state.step % cfg->log_per_step == 0 || state.step == total)) {
             fflush(jl), fflush(tsv);
             double now = core_now(), ips = (state.step - step_log) * (double)B / fmax(now - t_log, 1e-9);
             double eta = (total - state.step) * (double)B / fmax(ips, 1e-9);
-            printf("%sstep %" PRId64 "/%" PRId64 "  loss_u %.4f  loss_v %.4f  |g| %.3g  %.1f img/s  ETA %.0fs%s", tty ? "\r" : "",
+            printf("%sstep %" PRId64 "/%" PRId64 "  loss_u %.7g  loss_v %.7g  |g| %.3g  %.1f img/s  ETA %.0fs%s", tty ? "\r" : "",
                    state.step, total, lu, lv, gnorm, ips, eta, tty ? "   " : "\n");
             fflush(stdout);
             if (state.step == 1)
