@@ -156,6 +156,61 @@ static int parse(int argc, char **argv, Args *a) {
     return 0;
 }
 
+// The feature network, opened when the first images need features (statistics files do not).
+typedef struct LazyNet {
+    const Args *a;
+    int use_featnet, loaded;
+    Inception inc;
+    InceptionRunner ir;
+    FeatnetRunner fr;
+    EvalFeatureNet real;
+} LazyNet;
+
+static int lazy_open(LazyNet *l) {
+    const Args *a = l->a;
+    if (l->use_featnet) {
+        featnet_init(&l->fr.net, 0);
+        if (featnet_load(&l->fr.net, a->featnet_weights)) {
+            featnet_free(&l->fr.net);
+            return -1;
+        }
+        arena_init(&l->fr.arena, 16 << 20);
+        tape_init(&l->fr.tp, &l->fr.arena);
+        tape_set_recording(&l->fr.tp, 0);
+        l->real = (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, 0, featnet_fn, &l->fr};
+    } else {
+        inception_init(&l->inc);
+        if (a->hash_weights) {
+            fprintf(stderr, "pmf_eval: --hash-weights: random Inception weights, the value is NOT an FID\n");
+            inception_fill_hash(&l->inc);
+        } else if (inception_load(&l->inc, a->weights)) {
+            inception_free(&l->inc);
+            return -1;
+        }
+        inception_runner_init(&l->ir, &l->inc, a->conv);
+        l->real = inception_feature_net(&l->ir);
+    }
+    l->loaded = 1;
+    return 0;
+}
+
+static int lazy_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat, float *logits) {
+    LazyNet *l = ctx;
+    if (!l->loaded && lazy_open(l)) return -1;
+    return l->real.fn(l->real.ctx, px, n, H, W, C, feat, logits);
+}
+
+static void lazy_close(LazyNet *l) {
+    if (!l->loaded) return;
+    if (l->use_featnet) {
+        tape_free(&l->fr.tp), arena_free(&l->fr.arena);
+        featnet_free(&l->fr.net);
+    } else {
+        inception_runner_free(&l->ir);
+        inception_free(&l->inc);
+    }
+}
+
 static void log_json(const Args *a, const char *metric, double value, const EvalRunResult *r1, const EvalRunResult *r2,
                      const EvalFrechet *fr, double seconds) {
     json_object *o = json_object_new_object();
@@ -201,32 +256,10 @@ int main(int argc, char **argv) {
     if (a.threads > 0) core_set_threads(a.threads);
     double t0 = core_now();
     int use_featnet = !strcmp(a.features, "featnet");
-    Inception inc;
-    InceptionRunner ir;
-    FeatnetRunner fr_net;
-    EvalFeatureNet net;
-    if (use_featnet) {
-        featnet_init(&fr_net.net, 0);
-        if (featnet_load(&fr_net.net, a.featnet_weights)) {
-            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
-            return 1;
-        }
-        arena_init(&fr_net.arena, 16 << 20);
-        tape_init(&fr_net.tp, &fr_net.arena);
-        tape_set_recording(&fr_net.tp, 0);
-        net = (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, 0, featnet_fn, &fr_net};
-    } else {
-        inception_init(&inc);
-        if (a.hash_weights) {
-            fprintf(stderr, "pmf_eval: --hash-weights: random Inception weights, the value is NOT an FID\n");
-            inception_fill_hash(&inc);
-        } else if (inception_load(&inc, a.weights)) {
-            fprintf(stderr, "pmf_eval: %s\n", core_last_error());
-            return 1;
-        }
-        inception_runner_init(&ir, &inc, a.conv);
-        net = inception_feature_net(&ir);
-    }
+    // The network is loaded on the first batch of images: two statistics files need none.
+    LazyNet lazy = {.a = &a, .use_featnet = use_featnet};
+    EvalFeatureNet net = use_featnet ? (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, 0, lazy_fn, &lazy}
+                                     : (EvalFeatureNet){"inception", INCEPTION_FEATURE_DIM, INCEPTION_N_LOGITS, lazy_fn, &lazy};
     const char *metric = use_featnet ? "FD-featnet" : (a.hash_weights ? "FID(hash-weights)" : "FID");
     // A checkpoint as PATH1: generate its samples into a temporary HDF5 file first (pmf/).
     char gen_path[64] = "";
@@ -310,12 +343,6 @@ int main(int argc, char **argv) {
     }
     eval_run_result_free(&r1), eval_run_result_free(&r2);
     if (gen_path[0]) unlink(gen_path);
-    if (use_featnet) {
-        tape_free(&fr_net.tp), arena_free(&fr_net.arena);
-        featnet_free(&fr_net.net);
-    } else {
-        inception_runner_free(&ir);
-        inception_free(&inc);
-    }
+    lazy_close(&lazy);
     return rc;
 }

@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void golden_open(SafeTensors *st, const char *stem) {
     char path[1024];
@@ -280,4 +284,21 @@ int run_suite(Suite *s) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int test_run_program(const char *name, const char *args, char *out, size_t n) {
+    char self[PATH_MAX], bin[PATH_MAX + 64], cmd[PATH_MAX + 4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert_msg(k > 0, "cannot read /proc/self/exe");
+    self[k] = 0;
+    snprintf(bin, sizeof bin, "%s/%s", dirname(self), name);
+    ck_assert_msg(access(bin, X_OK) == 0, "%s is missing: build the %s target", bin, name);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
+    FILE *f = popen(cmd, "r");
+    ck_assert_msg(f != NULL, "cannot run %s", cmd);
+    size_t got = fread(out, 1, n - 1, f);
+    out[got] = 0;
+    int st = pclose(f);
+    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
+    return WEXITSTATUS(st);
 }

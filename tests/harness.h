@@ -55,6 +55,10 @@ void run_op_case(const OpCase *c);
 // program: a second call aborts (the rows are found through one static pointer).
 void add_op_table(TCase *tc, const OpCase *table, int n);
 
+// Runs the program `name` built beside this test (e.g. "pmf_eval") with `args` (shell words),
+// stdout and stderr into out (n bytes, NUL-terminated). Returns its exit status.
+int test_run_program(const char *name, const char *args, char *out, size_t n);
+
 // Runs a suite and returns the process exit status.
 int run_suite(Suite *s);
 

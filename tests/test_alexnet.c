@@ -382,28 +382,7 @@ END_TEST
 // ---------------------------------------------------------------------------------------------
 // pmf_lpips --net alex (the binary beside this test in the build folder)
 
-static void bin_path(char *buf, size_t n) {
-    char self[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
-    ck_assert_msg(k > 0, "cannot read /proc/self/exe");
-    self[k] = 0;
-    snprintf(buf, n, "%s/pmf_lpips", dirname(self));
-    ck_assert_msg(access(buf, X_OK) == 0, "%s is missing: build the pmf_lpips target", buf);
-}
-
-// Runs pmf_lpips with args; its stdout and stderr go to out (n bytes). Returns the exit status.
-static int run_lpips(const char *args, char *out, size_t n) {
-    char bin[PATH_MAX], cmd[PATH_MAX + 2048];
-    bin_path(bin, sizeof bin);
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
-    FILE *f = popen(cmd, "r");
-    ck_assert_msg(f != NULL, "cannot run %s", cmd);
-    size_t k = fread(out, 1, n - 1, f);
-    out[k] = 0;
-    int st = pclose(f);
-    ck_assert_msg(st != -1 && WIFEXITED(st), "could not run: %s", cmd);
-    return WEXITSTATUS(st);
-}
+static int run_lpips(const char *args, char *out, size_t n) { return test_run_program("pmf_lpips", args, out, n); }
 
 // An 8-bit RGB PNG of (3, S, S) values in [-1, 1]; returns the values it actually holds.
 static void write_png(const char *path, const float *x, int S, float *held) {

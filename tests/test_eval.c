@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "eval/eval.h"
+#include "perceptual/perceptual.h"
 
 // Inference only: nothing is recorded.
 static void work_init(TestWork *w) {
@@ -349,6 +350,44 @@ START_TEST(test_preprocess_conventions) {
 }
 END_TEST
 
+// pmf_eval --fid A.npz B.npz needs no network: it succeeds with every weight file missing, and its
+// value is the closed form for diagonal covariances, sum (m1 - m2)^2 + s1 + s2 - 2 sqrt(s1 s2),
+// printed with at least 7 significant digits.
+static double write_diag_stats(const char *path, int dim, double shift) {
+    EvalStats s = {dim, 0, calloc((size_t)dim, sizeof(double)), calloc((size_t)dim * dim, sizeof(double))};
+    for (int i = 0; i < dim; i++) s.mu[i] = 0.01 * (i % 7) + shift, s.sigma[(size_t)i * dim + i] = 0.5 + 0.25 * (i % 5) + shift;
+    ck_assert_msg(eval_stats_save_npz(path, &s) == 0, "%s", core_last_error());
+    free(s.mu), free(s.sigma);
+    return 0;
+}
+
+START_TEST(test_fid_of_two_npz_needs_no_network) {
+    const struct { int dim; const char *flags; } cases[] = {
+        {INCEPTION_FEATURE_DIM, "--weights /nonexistent/inception.safetensors"},
+        {FEATNET_FEATURE_DIM, "--features featnet --featnet-weights /nonexistent/featnet.safetensors"},
+    };
+    for (int c = 0; c < 2; c++) {
+        int dim = cases[c].dim;
+        write_diag_stats("/tmp/pmf_test_a.npz", dim, 0.0);
+        write_diag_stats("/tmp/pmf_test_b.npz", dim, 0.125);
+        double want = 0;
+        for (int i = 0; i < dim; i++) {
+            double s1 = 0.5 + 0.25 * (i % 5), s2 = s1 + 0.125;
+            want += 0.125 * 0.125 + s1 + s2 - 2 * sqrt(s1 * s2);
+        }
+        char args[512], out[8192];
+        snprintf(args, sizeof args, "--fid /tmp/pmf_test_a.npz /tmp/pmf_test_b.npz %s", cases[c].flags);
+        int rc = test_run_program("pmf_eval", args, out, sizeof out);
+        ck_assert_msg(rc == 0, "pmf_eval %s -> %d:\n%s", args, rc, out);
+        const char *v = strstr(out, ": ");
+        ck_assert_msg(v, "no value in:\n%s", out);
+        double got = strtod(v + 2, NULL);
+        ck_assert_msg(fabs(got - want) <= 1e-7 * want, "FD %.12g, closed form %.12g\n%s", got, want, out);
+    }
+    unlink("/tmp/pmf_test_a.npz"), unlink("/tmp/pmf_test_b.npz");
+}
+END_TEST
+
 START_TEST(test_missing_weights_message) {
     Inception net;
     inception_init(&net);
@@ -507,6 +546,7 @@ int main(void) {
     tcase_add_test(tc, test_inception_hash_weights);
     tcase_add_test(tc, test_inception_299);
     tcase_add_test(tc, test_inception_small_u8);
+    tcase_add_test(tc, test_fid_of_two_npz_needs_no_network);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
