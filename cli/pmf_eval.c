@@ -6,6 +6,7 @@
 // The Fashion-MNIST featnet (perceptual/) can replace InceptionV3 (--features featnet): its value
 // is a Frechet distance in another feature space, printed as FD-featnet, never as FID.
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,9 @@ static void usage(void) {
             "  --no-progress       no progress bar\n"
             "  --hash-weights      deterministic random Inception weights (smoke tests; the number means nothing)\n"
             "from a checkpoint (PATH1 = CKPT.safetensors):\n"
-            "  --n N               samples to generate (default 10000)      --omega W   CFG scale (default 1)\n"
-            "  --t-min A --t-max B guidance interval (default 0 1)           --steps K   NFE (default 1)\n"
+            "  --n N               samples to generate (default 10000)      --omega W   CFG scale\n"
+            "  --t-min A --t-max B guidance interval                         --steps K   NFE\n"
+            "                      (omega, interval and steps default to the checkpoint's sampling section)\n"
             "  --ema K             EMA of the checkpoint (default 0; -1 raw) --seed S    noise seed (default 0)\n"
             "  --floor PATH        also the same distance between PATH (e.g. training images) and PATH2\n");
 }
@@ -96,7 +98,7 @@ static int parse(int argc, char **argv, Args *a) {
     eval_run_config_default(&a->run);
     a->features = "inception";
     a->splits = 10;
-    a->gen = (PmfSampleArgs){NULL, 0, 10000, 100, 1, 1.0f, 0.0f, 1.0f, NULL, 0, 0, NULL, NULL, NULL, 10};
+    a->gen = (PmfSampleArgs){NULL, 0, 10000, 100, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10};
     a->weights = getenv("PMF_INCEPTION_WEIGHTS");
     if (!a->weights) a->weights = "pt_inception-2015-12-05.safetensors";
     for (int i = 1; i < argc; i++) {
@@ -265,8 +267,8 @@ int main(int argc, char **argv) {
     char gen_path[64] = "";
     size_t l1 = strlen(a.path1);
     if (l1 > 12 && !strcmp(a.path1 + l1 - 12, ".safetensors")) {
-        if (a.gen.n < 1 || a.gen.steps < 1) {
-            fprintf(stderr, "pmf_eval: --n and --steps must be positive\n");
+        if (a.gen.n < 1 || a.gen.steps < 0) {
+            fprintf(stderr, "pmf_eval: --n must be positive and --steps not negative\n");
             return 2;
         }
         snprintf(gen_path, sizeof gen_path, "/tmp/pmf_eval_samples_XXXXXX");
@@ -278,7 +280,7 @@ int main(int argc, char **argv) {
         close(fd);
         a.gen.checkpoint = a.path1, a.gen.h5 = gen_path;
         double tg = core_now();
-        if (pmf_sample_run(&a.gen)) {
+        if (pmf_sample_resolve(&a.gen, &a.gen) || pmf_sample_run(&a.gen)) {
             fprintf(stderr, "pmf_eval: %s\n", core_last_error());
             unlink(gen_path);
             return 1;

@@ -1,5 +1,6 @@
 // cli/pmf_sample.c: generate images from a pmf_train checkpoint. Thin: flags become
 // PmfSampleArgs, pmf_sample_run does the work.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,13 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: pmf_sample CHECKPOINT [options]\n"
             "  --n N            images (default 100)\n"
-            "  --steps K        network evaluations per image (default 1: the 1-NFE generator)\n"
-            "  --omega W        CFG scale (default 1: no guidance)\n"
-            "  --t-min A --t-max B   guidance interval (default 0 1)\n"
+            "  --steps K        network evaluations per image (default: the checkpoint's sampling.num_steps,\n"
+            "                   1 for pmf_train's runs: the 1-NFE generator)\n"
+            "  --omega W        CFG scale (default: the checkpoint's sampling.omega)\n"
+            "  --t-min A --t-max B   guidance interval (default: the checkpoint's sampling.t_min, t_max)\n"
             "  --classes 0,3,7  classes to cycle through (default: every class, balanced)\n"
-            "  --ema K          use the checkpoint's EMA K (default 0); -1 for the raw weights\n"
+            "  --ema K          use the checkpoint's EMA K (default 0: the first EMA, the shortest half-life of\n"
+            "                   training.ema_val, as pmf_train's samples.png); -1 for the raw weights\n"
             "  --seed S         noise seed (default 0)\n"
             "  --batch B        images per forward pass (default 64)\n"
             "  --grid FILE.png  a PNG grid (default samples.png unless --png-dir or --h5 is given)\n"
@@ -46,7 +49,7 @@ static int parse_float(const char *flag, const char *v, float *out) {
 
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
-    PmfSampleArgs a = {NULL, 0, 100, 64, 1, 1.0f, 0.0f, 1.0f, NULL, 0, 0, NULL, NULL, NULL, 10};
+    PmfSampleArgs a = {NULL, 0, 100, 64, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10};
     int classes[1024], seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -93,10 +96,13 @@ int main(int argc, char **argv) {
     }
     if (!a.grid && !a.png_dir && !a.h5) a.grid = "samples.png";
     a.seed = (uint64_t)seed;
-    if (pmf_sample_run(&a)) {
+    PmfSampleArgs used;
+    if (pmf_sample_resolve(&a, &used) || pmf_sample_run(&used)) {
         fprintf(stderr, "pmf_sample: %s\n", core_last_error());
         return 1;
     }
+    printf("pmf_sample: %d NFE, omega %g, interval [%g, %g], %s\n", used.steps, used.omega, used.t_min, used.t_max,
+           used.ema < 0 ? "raw weights" : used.ema == 0 ? "EMA 0" : "an EMA");
     if (a.grid) printf("pmf_sample: %d images -> %s\n", a.n, a.grid);
     if (a.png_dir) printf("pmf_sample: %d PNG files -> %s/\n", a.n, a.png_dir);
     if (a.h5) printf("pmf_sample: %d images -> %s\n", a.n, a.h5);

@@ -160,8 +160,10 @@ void pmf_sample(Tape *tp, PmfModel *m, float *z, const int *labels, int B, int s
 typedef struct PmfSampleArgs {
     const char *checkpoint;
     int ema;                     // -1: the raw weights; k: the checkpoint's EMA k (ema<k>/...)
-    int n, batch, steps;         // images, images per forward, network evaluations (1 = 1-NFE)
-    float omega, t_min, t_max;   // CFG scale and interval (network conditions, free at sampling)
+    int n, batch, steps;         // images, images per forward, network evaluations (1 = 1-NFE; 0: the
+                                 // checkpoint's sampling.num_steps)
+    float omega, t_min, t_max;   // CFG scale and interval (network conditions, free at sampling); NAN:
+                                 // the checkpoint's sampling.omega / t_min / t_max
     const int *classes;          // cycled through; NULL = class-balanced over every class
     int n_classes;
     uint64_t seed;
@@ -169,6 +171,8 @@ typedef struct PmfSampleArgs {
     int grid_cols;
 } PmfSampleArgs;
 int pmf_sample_run(const PmfSampleArgs *a);
+// a with what it leaves open filled in from its checkpoint (what pmf_sample_run will use).
+int pmf_sample_resolve(const PmfSampleArgs *a, PmfSampleArgs *out);
 
 // ---------------------------------------------------------------------------------------------
 // Training configuration: YAML files with the official configs' keys (spec 8), overridable from

@@ -3,6 +3,7 @@
 // batches with 1 or k network evaluations, writing a PNG grid, one PNG per image, and/or an HDF5
 // file (uint8 NHWC "images" and "labels") for evaluation.
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +66,35 @@ static int write_h5(const char *path, const float *img, const int *labels, int n
     return 0;
 }
 
-int pmf_sample_run(const PmfSampleArgs *a) {
+// What the caller left open (steps 0, omega / interval NAN) comes from the checkpoint's sampling
+// section: the settings the run itself sampled with.
+static PmfSampleArgs sampling_defaults(const PmfSampleArgs *a, const PmfTrainConfig *cfg) {
+    PmfSampleArgs r = *a;
+    if (r.steps <= 0) r.steps = cfg->num_steps;
+    if (isnan(r.omega)) r.omega = cfg->omega;
+    if (isnan(r.t_min)) r.t_min = cfg->t_min;
+    if (isnan(r.t_max)) r.t_max = cfg->t_max;
+    return r;
+}
+
+int pmf_sample_resolve(const PmfSampleArgs *a, PmfSampleArgs *out) {
     SafeTensors st;
     if (safetensors_open(&st, a->checkpoint)) return -1;
     PmfTrainConfig cfg;
+    int rc = config_from_checkpoint(&st, &cfg);
+    if (rc == 0) *out = sampling_defaults(a, &cfg);
+    safetensors_close(&st);
+    return rc;
+}
+
+int pmf_sample_run(const PmfSampleArgs *args) {
+    SafeTensors st;
+    if (safetensors_open(&st, args->checkpoint)) return -1;
+    PmfTrainConfig cfg;
     int rc = -1;
     if (config_from_checkpoint(&st, &cfg)) goto done_st;
+    PmfSampleArgs resolved = sampling_defaults(args, &cfg);
+    const PmfSampleArgs *a = &resolved;
     PmfConfig mc = cfg.model;
     mc.with_v_head = 0;   // inference builds the u-path only
     PmfModel m;

@@ -42,6 +42,11 @@ static void small_config(PmfTrainConfig *c, const char *out, const char *optimiz
     ck_assert(pmf_train_config_set(c, "training.sample_per_step", "0") == 0);
     ck_assert(pmf_train_config_set(c, "training.log_per_step", "1000") == 0);
     ck_assert(pmf_train_config_set(c, "training.seed", "11") == 0);
+    // Sampling settings that are not pmf_sample's built-in ones: it must take them from the checkpoint.
+    ck_assert(pmf_train_config_set(c, "sampling.omega", "2.5") == 0);
+    ck_assert(pmf_train_config_set(c, "sampling.t_min", "0.125") == 0);
+    ck_assert(pmf_train_config_set(c, "sampling.t_max", "0.875") == 0);
+    ck_assert(pmf_train_config_set(c, "sampling.num_steps", "2") == 0);
     ck_assert(pmf_train_config_set(c, "out", out) == 0);
     ck_assert_msg(pmf_train_config_finish(c) == 0, "%s", core_last_error());
 }
@@ -192,6 +197,14 @@ START_TEST(micro_batches_give_the_batch_update) {
     ck_assert_msg(memcmp(img[0], img[1], sizeof img[0]) == 0, "pmf_sample is not reproducible for a fixed seed");
     ck_assert_msg(memcmp(img[0], img[2], sizeof img[0]) != 0, "another seed and step count gave the same images");
     printf("  pmf_sample: 6 images (classes 3, 7) to HDF5, identical for one seed, different for another\n");
+    // What the caller leaves open comes from the checkpoint's sampling section; what it sets stays.
+    PmfSampleArgs open = sa, got;
+    open.steps = 0, open.omega = open.t_min = open.t_max = NAN;
+    ck_assert_msg(pmf_sample_resolve(&open, &got) == 0, "%s", core_last_error());
+    ck_assert_msg(got.steps == 2 && got.omega == 2.5f && got.t_min == 0.125f && got.t_max == 0.875f,
+                  "resolved steps %d omega %g interval [%g, %g]", got.steps, got.omega, got.t_min, got.t_max);
+    open.omega = 1.25f;
+    ck_assert(pmf_sample_resolve(&open, &got) == 0 && got.omega == 1.25f && got.steps == 2);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     ck_assert(system(cmd) == 0);
