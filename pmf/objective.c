@@ -16,7 +16,7 @@ void pmf_objective_default(PmfObjective *o) {
     o->data_proportion = 0.5f;
     o->cfg = 1, o->cfg_max = 7.0f, o->cfg_beta = 1.0f;
     o->class_dropout = 0.1f;
-    o->norm_eps = 0.01f;
+    o->norm_eps = 0.01f, o->norm_p = 1.0f;
 }
 
 static float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -84,31 +84,26 @@ static Tensor *vec(Tape *tp, int B, const float *v, const char *name) {
     return t;
 }
 
-// The preconditioner coefficients x = c_skip(t) z + c_out(t) net and their t-derivatives.
-// See pmf-spec 5.6: the paper does not give the EDM and sCM forms in its convention; ours are
-// written down in pmf/README.md.
-static void precond_coeffs(PmfPrecond p, float t, float *cs, float *co, float *dcs, float *dco) {
+// The preconditioner coefficients x = c_skip(t) z + c_out(t) net and their t-derivatives (t' = 1).
+// The paper gives no formulas for its EDM and sCM rows (spec 5.6) and the released code has no
+// preconditioner; pmf/README.md derives ours from EDM and TrigFlow with sigma_d = 0.5 and states
+// the sources. With q = (1 - t)^2 sigma_d^2 + t^2 (the variance of z_t for data of std sigma_d):
+//   EDM      c_skip = sigma_d^2 (1 - t) / q,   c_out =  sigma_d t / sqrt(q)
+//   sCM      c_skip = sigma_d^2 (1 - t) / q,   c_out = -sigma_d t / sqrt(q)   (TrigFlow: x = cos(a) z/den
+//            - sin(a) sigma_d F, tan(a) = t / ((1 - t) sigma_d); the same skip as EDM, F's sign flipped)
+#define PMF_SIGMA_DATA 0.5f
+void pmf_precond_coeffs(PmfPrecond p, float t, float *cs, float *co, float *dcs, float *dco) {
     switch (p) {
     case PMF_PRECOND_LINEAR: *cs = 1.0f - t, *co = t, *dcs = -1.0f, *dco = 1.0f; return;
-    case PMF_PRECOND_EDM: {
-        // sigma_data = 0.5 in image units; z_t = (1 - t) x + t e has signal (1 - t), noise t.
-        const float sd2 = 0.25f;
-        float q = (1 - t) * (1 - t) * sd2 + t * t;   // var(z_t) / 1
-        *cs = (1 - t) * sd2 / q;
-        *co = t * 0.5f / sqrtf(q);
-        float dq = -2 * (1 - t) * sd2 + 2 * t;
-        *dcs = (-sd2 * q - (1 - t) * sd2 * dq) / (q * q);
-        *dco = 0.5f * (sqrtf(q) - t * dq / (2 * sqrtf(q))) / q;
-        return;
-    }
+    case PMF_PRECOND_EDM:
     case PMF_PRECOND_SCM: {
-        // TrigFlow-style: angle a = atan(t / (1 - t)); x = cos(a) z~ - sin(a) F with unit-variance scaling.
-        float den = sqrtf((1 - t) * (1 - t) + t * t);
-        *cs = (1 - t) / den;
-        *co = -t / den;
-        float dden = (-(1 - t) + t) / den;
-        *dcs = (-den - (1 - t) * dden) / (den * den);
-        *dco = (-den + t * dden) / (den * den);
+        const float sd = PMF_SIGMA_DATA, sd2 = sd * sd, sign = p == PMF_PRECOND_SCM ? -1.0f : 1.0f;
+        float q = (1 - t) * (1 - t) * sd2 + t * t, rq = sqrtf(q);
+        float dq = -2 * (1 - t) * sd2 + 2 * t;
+        *cs = (1 - t) * sd2 / q;
+        *co = sign * sd * t / rq;
+        *dcs = (-sd2 * q - (1 - t) * sd2 * dq) / (q * q);
+        *dco = sign * sd * (rq - t * dq / (2 * rq)) / q;
         return;
     }
     default: *cs = 0, *co = 1, *dcs = 0, *dco = 0; return;
@@ -124,7 +119,7 @@ static Tensor *to_image(Tape *tp, const PmfConfig *c, Tensor *net, Tensor *zt, c
     float *dco = with_tangent ? tensor_attach_tangent(tp, co) : NULL;
     for (int i = 0; i < B; i++) {
         float a, b, da, db;
-        precond_coeffs(c->precond, t[i], &a, &b, &da, &db);
+        pmf_precond_coeffs(c->precond, t[i], &a, &b, &da, &db);
         cs->data[i] = a, co->data[i] = b;
         if (dcs) dcs[i] = da, dco[i] = db;   // t' = 1
     }
@@ -153,11 +148,15 @@ static Tensor *sq_dist(Tape *tp, Tensor *a, Tensor *b) {
     return op_sum(tp, op_mul(tp, d, d), 0xE, 0);
 }
 
-// L / sg(L + eps), per sample.
-static Tensor *adaptive(Tape *tp, Tensor *L, float eps) {
+float pmf_adaptive_weight(float L, float eps, float p) {
+    return p == 1.0f ? 1.0f / (L + eps) : (float)pow((double)L + eps, -(double)p);
+}
+
+// L / sg((L + eps)^p), per sample.
+static Tensor *adaptive(Tape *tp, Tensor *L, float eps, float p) {
     int B = L->shape[0];
     Tensor *w = vec(tp, B, NULL, "adaptive weight");
-    for (int i = 0; i < B; i++) w->data[i] = 1.0f / (L->data[i] + eps);
+    for (int i = 0; i < B; i++) w->data[i] = pmf_adaptive_weight(L->data[i], eps, p);
     return op_mul(tp, L, w);
 }
 
@@ -264,7 +263,7 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
 
     // 8. Per-sample sums, adaptive weighting, and the v-head's flow-matching loss.
     Tensor *L_u = sq_dist(tp, V, vg), *L_v = sq_dist(tp, v, vg);
-    Tensor *total = op_add(tp, adaptive(tp, L_u, o->norm_eps), adaptive(tp, L_v, o->norm_eps));
+    Tensor *total = op_add(tp, adaptive(tp, L_u, o->norm_eps, o->norm_p), adaptive(tp, L_v, o->norm_eps, o->norm_p));
 
     // 9. Perceptual hook on pred_x = z - t u (t, not clip(t): spec 5.3 step 9).
     Tensor *tt = per_sample(tp, B, "t");

@@ -30,7 +30,7 @@ struct PmfPerceptual {
     int has_lp, has_cn;
     PerceptualTerm term[MAX_TERMS];
     int n_terms;
-    float eps;
+    float eps, norm_p;   // the objective's adaptive weighting, for each term as for the losses
     uint64_t seed;
     int64_t step;
     int rank, world, first_row;   // this micro-batch's row r is the global row rank + (first_row + r) world
@@ -57,8 +57,8 @@ static Tensor *perceptual_term(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, c
             perceptual_crop_draw(&rng, 1, H, W, term->cfg.random_crop, &boxes[b]);
         }
         Tensor *d = perceptual_masked_loss(tp, pred_x, x, t, &term->cfg, boxes, term->dist, term->net);   // (B)
-        Tensor *w = tensor_new(tp, 1, &B, "lambda / sg(d + eps)");
-        for (int i = 0; i < B; i++) w->data[i] = term->lambda / (d->data[i] + p->eps);
+        Tensor *w = tensor_new(tp, 1, &B, "lambda / sg((d + eps)^p)");
+        for (int i = 0; i < B; i++) w->data[i] = term->lambda * pmf_adaptive_weight(d->data[i], p->eps, p->norm_p);
         Tensor *weighted = op_mul(tp, d, w);
         aux = aux ? op_add(tp, aux, weighted) : weighted;
     }
@@ -96,7 +96,7 @@ PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
         return NULL;
     }
     PmfPerceptual *p = core_calloc(1, sizeof *p, "perceptual");
-    p->eps = c->objective.norm_eps;
+    p->eps = c->objective.norm_eps, p->norm_p = c->objective.norm_p;
     p->seed = c->seed ^ 0x70657263ull;   // its own Philox stream
     p->rank = pmf_dist_rank();
     p->world = pmf_dist_world();

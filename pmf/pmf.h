@@ -107,10 +107,17 @@ typedef struct PmfObjective {
     int cfg;                   // 1: guided target with power-law omega and interval; 0: v_g = v_t
     float cfg_max, cfg_beta;   // omega in [1, 1 + cfg_max], density ~ omega^-beta
     float class_dropout;
-    float norm_eps;            // adaptive weighting L / sg(L + eps)
+    float norm_eps, norm_p;    // adaptive weighting L / sg((L + eps)^p) (the official adp_wt_fn)
     PmfPerceptualFn perceptual;
     void *perceptual_ctx;
 } PmfObjective;
+
+// x-prediction's preconditioner at time t: X = c_skip z + c_out net, with dc_skip/dt and dc_out/dt
+// (pmf/README.md gives the formulas and their sources).
+void pmf_precond_coeffs(PmfPrecond p, float t, float *c_skip, float *c_out, float *dc_skip, float *dc_out);
+
+// The adaptive weight 1 / (L + eps)^p that multiplies a per-sample loss L (held constant).
+float pmf_adaptive_weight(float L, float eps, float p);
 
 // The spec's B/16 settings (P 0.8/0.8, r = t share 0.5, cfg on, beta 1, omega in [1, 8],
 // dropout 0.1, eps 0.01).

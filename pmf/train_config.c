@@ -51,7 +51,7 @@ static const KeySpec keys[] = {
     F("model.cfg_max", objective.cfg_max),
     F("model.class_dropout_prob", objective.class_dropout),
     F("model.norm_eps", objective.norm_eps),
-    {"model.norm_p", K_FLOAT, SIZE_MAX, 0, NULL},   // only 1.0 is implemented (checked)
+    F("model.norm_p", objective.norm_p),
     S("model.perceptual", perceptual, "none|featnet|featnet+features|lpips|lpips+convnext|convnext"),
     S("model.perceptual_weights", perceptual_weights, NULL),
     S("model.convnext_weights", convnext_weights, NULL),
@@ -190,13 +190,6 @@ static int set_value(PmfTrainConfig *c, const char *key, const char *value, cons
     case K_IGNORED: return 0;
     case K_FLOAT:
         if (parse_float(value, &f)) goto type_error;
-        if (k->offset == SIZE_MAX) {   // model.norm_p
-            if (f != 1.0f) {
-                core_set_error("%s: key 'model.norm_p' = %s: only 1.0 is implemented", where, value);
-                return -1;
-            }
-            return 0;
-        }
         *(float *)(base + k->offset) = f;
         return 0;
     case K_INT:
@@ -400,6 +393,7 @@ int pmf_train_config_finish(PmfTrainConfig *c) {
         {"model.cfg_max", o->cfg_max >= 0},
         {"model.class_dropout_prob", o->class_dropout >= 0 && o->class_dropout < 1},
         {"model.norm_eps", o->norm_eps > 0},
+        {"model.norm_p", o->norm_p > 0},
         {"model.perceptual_max_t", c->perceptual_max_t > 0 && c->perceptual_max_t <= 1},
         {"training.learning_rate", c->learning_rate > 0},
         {"training.adam_b1", c->adam_b1 >= 0 && c->adam_b1 < 1},

@@ -228,6 +228,18 @@ START_TEST(init_and_fm_rows_sanity) {
             if (noise.fm[i]) worst_v = fmax(worst_v, fabs(out.V[j] - out.u->data[j]));
         }
     }
+    // The loss is mean_b(L_u / sg((L_u + eps)^p) + L_v / sg((L_v + eps)^p)), for p = 1 and any p > 0
+    // (the official adp_wt_fn), with the same draws.
+    for (int k = 0; k < 2; k++) {
+        double want = 0;
+        for (int i = 0; i < B; i++)
+            want += out.L_u[i] / pow(out.L_u[i] + obj.norm_eps, obj.norm_p) + out.L_v[i] / pow(out.L_v[i] + obj.norm_eps, obj.norm_p);
+        want /= B;
+        ck_assert_msg(fabs(out.loss->data[0] - want) <= 1e-5 * fabs(want), "p %g: loss %.9g, closed form %.9g", obj.norm_p,
+                      out.loss->data[0], want);
+        obj.norm_p = 0.5f;
+        out = pmf_loss(&tp, &m, &obj, x, labels, &noise);
+    }
     printf("  init: max rel |u - z/clip(t)| %.2e; r = t rows: max |V - u| %.2e\n", worst_u, worst_v);
     ck_assert_msg(worst_u < 1e-5, "u != z / clip(t) at init (%.3g)", worst_u);
     ck_assert_msg(worst_v == 0.0, "V != u on r = t rows (%.3g)", worst_v);
@@ -238,6 +250,39 @@ START_TEST(init_and_fm_rows_sanity) {
 }
 END_TEST
 
+
+// The preconditioner coefficients against closed forms reached another way (pmf/README.md):
+// linear by definition; EDM through its sigma = t / (1 - t) form (Karras et al. 2022, Table 1) on
+// z / (1 - t) = x + sigma e; sCM through TrigFlow's angle (Lu & Song 2024): x_trig = z / den,
+// X = cos(a) x_trig - sin(a) sigma_d F, tan(a) = t / ((1 - t) sigma_d). sigma_d = 0.5.
+START_TEST(preconditioner_coefficients_match_closed_forms) {
+    const double sd = 0.5;
+    double worst = 0;
+    for (int k = 1; k < 20; k++) {
+        double t = k / 20.0;
+        float cs, co, dcs, dco;
+        pmf_precond_coeffs(PMF_PRECOND_LINEAR, (float)t, &cs, &co, &dcs, &dco);
+        worst = fmax(worst, fmax(fabs(cs - (1 - t)), fabs(co - t)));
+        double sigma = t / (1 - t);
+        pmf_precond_coeffs(PMF_PRECOND_EDM, (float)t, &cs, &co, &dcs, &dco);
+        double edm_skip = sd * sd / (sigma * sigma + sd * sd) / (1 - t);   // c_skip acts on z / (1 - t)
+        double edm_out = sigma * sd / sqrt(sigma * sigma + sd * sd);
+        worst = fmax(worst, fmax(fabs(cs - edm_skip) / edm_skip, fabs(co - edm_out) / edm_out));
+        pmf_precond_coeffs(PMF_PRECOND_SCM, (float)t, &cs, &co, &dcs, &dco);
+        double a = atan2(t, (1 - t) * sd), den = sqrt((1 - t) * (1 - t) + t * t / (sd * sd));
+        double trig_skip = cos(a) / den, trig_out = -sin(a) * sd;
+        worst = fmax(worst, fmax(fabs(cs - trig_skip) / trig_skip, fabs(co - trig_out) / fabs(trig_out)));
+        // TrigFlow's x_trig has unit-variance noise scaled by sigma_d: var(x_trig) = sigma_d^2 for data
+        // of std sigma_d, i.e. (cos^2 + sin^2) sigma_d^2.
+        double var = ((1 - t) * (1 - t) * sd * sd + t * t) / (den * den);
+        worst = fmax(worst, fabs(var - sd * sd) / (sd * sd));
+    }
+    printf("  preconditioners vs EDM / TrigFlow closed forms: worst relative error %.2e\n", worst);
+    ck_assert_msg(worst < 1e-5, "preconditioner coefficients differ from the closed forms by %.3g", worst);
+    ck_assert(pmf_adaptive_weight(3.0f, 0.01f, 1.0f) == 1.0f / 3.01f);
+    ck_assert(fabs(pmf_adaptive_weight(3.0f, 0.01f, 0.5f) - 1 / sqrt(3.01)) < 1e-7);
+}
+END_TEST
 
 // Preconditioned x-prediction (spec 5.6): X = c_skip(t) z + c_out(t) net. The hand-written
 // derivatives of the coefficients must agree with central differences of u in t (z, net fixed).
@@ -293,6 +338,7 @@ int main(void) {
     tcase_add_test(tc, loss_and_gradients_match_reference_cfg_off);
     tcase_add_test(tc, init_and_fm_rows_sanity);
     tcase_add_test(tc, preconditioner_t_derivatives_match_differences);
+    tcase_add_test(tc, preconditioner_coefficients_match_closed_forms);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -70,7 +70,12 @@ START_TEST(bad_files_and_values_name_the_key) {
     pmf_train_config_default(&c);
     ck_assert_int_eq(pmf_train_config_set(&c, "training.optimizer", "sgd"), -1);
     ck_assert_msg(strstr(core_last_error(), "muon|adamw"), "%s", core_last_error());
-    ck_assert_int_eq(pmf_train_config_set(&c, "model.norm_p", "2"), -1);
+    // norm_p: any positive power (the official adp_wt_fn), not zero or below.
+    ck_assert_int_eq(pmf_train_config_set(&c, "model.norm_p", "0.5"), 0);
+    ck_assert(c.objective.norm_p == 0.5f);
+    ck_assert_int_eq(pmf_train_config_set(&c, "model.norm_p", "0"), 0);
+    ck_assert_int_eq(pmf_train_config_finish(&c), -1);
+    ck_assert_msg(strstr(core_last_error(), "model.norm_p"), "%s", core_last_error());
     // A resolution that the patch does not divide.
     pmf_train_config_default(&c);
     ck_assert(pmf_train_config_set(&c, "model.model_str", "B/32") == 0);
