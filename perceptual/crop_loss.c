@@ -59,8 +59,23 @@ Tensor *perceptual_crop_resize(Tape *tp, Tensor *x, const CropBox *boxes, int si
     return y;
 }
 
-Tensor *perceptual_masked_loss(Tape *tp, Tensor *pred_x, Tensor *x, const float *t, const LpipsLossConfig *cfg,
-                               const CropBox *boxes, PerceptualDistanceFn dist, void *net) {
+// Scatters d (n), the values of the unmasked samples idx[0..n), into a (B) tensor with zeros elsewhere.
+static Tensor *scatter_rows(Tape *tp, Tensor *d, const int *idx, int n, int B) {
+    if (n == B) return d;
+    Tensor **parts = core_malloc((size_t)B * sizeof(Tensor *), "perceptual loss parts");
+    int one[1] = {1}, k = 0;
+    for (int b = 0; b < B; b++) {
+        if (k < n && idx[k] == b) parts[b] = op_slice(tp, d, 0, k, k + 1), k++;
+        else parts[b] = tensor_zeros(tp, 1, one, "perceptual loss (masked)");
+    }
+    Tensor *out = op_concat(tp, parts, B, 0);
+    free(parts);
+    return out;
+}
+
+void perceptual_masked_terms(Tape *tp, Tensor *pred_x, Tensor *x, const float *t, float t_thr, int crop_size,
+                             const CropBox *boxes, int n_terms, const PerceptualDistanceFn *dist, void *const *net,
+                             Tensor **out) {
     if (pred_x->ndim != 4 || !tensor_same_shape(pred_x, x))
         core_fatal("perceptual loss: pred_x and x must be equal (B, C, H, W)");
     int B = pred_x->shape[0];
@@ -68,31 +83,25 @@ Tensor *perceptual_masked_loss(Tape *tp, Tensor *pred_x, Tensor *x, const float 
     CropBox *active = core_malloc((size_t)B * sizeof(CropBox), "perceptual loss boxes");
     int n = 0;
     for (int b = 0; b < B; b++)
-        if (t[b] < cfg->t_thr) idx[n] = b, active[n++] = boxes[b];
+        if (t[b] < t_thr) idx[n] = b, active[n++] = boxes[b];
     int shape1[1] = {B};
-    Tensor *out;
-    if (n == 0) {
-        out = tensor_zeros(tp, 1, shape1, "perceptual loss");
-    } else {
-        // x is a constant; pred_x's tangent is dropped, so the network runs no forward-mode work
-        // (the JVP of pMF's objective does not pass through this term).
-        Tensor *p = crop_resize_subset(tp, op_drop_tangent(tp, pred_x), idx, active, n, cfg->crop_size);
-        Tensor *q = crop_resize_subset(tp, op_stop_gradient(tp, x), idx, active, n, cfg->crop_size);
-        Tensor *d = op_scale(tp, dist(net, tp, p, q), cfg->lambda);   // (n)
-        if (n == B) {
-            out = d;
-        } else {
-            Tensor **parts = core_malloc((size_t)B * sizeof(Tensor *), "perceptual loss parts");
-            int one[1] = {1}, k = 0;
-            for (int b = 0; b < B; b++) {
-                if (k < n && idx[k] == b) parts[b] = op_slice(tp, d, 0, k, k + 1), k++;
-                else parts[b] = tensor_zeros(tp, 1, one, "perceptual loss (masked)");
-            }
-            out = op_concat(tp, parts, B, 0);
-            free(parts);
-        }
+    Tensor *p = NULL, *q = NULL;
+    if (n > 0) {
+        // One crop of each image for every term (the official auxloss_fn crops once). x is a
+        // constant; pred_x's tangent is dropped, so the networks run no forward-mode work (the JVP
+        // of pMF's objective does not pass through these terms).
+        p = crop_resize_subset(tp, op_drop_tangent(tp, pred_x), idx, active, n, crop_size);
+        q = crop_resize_subset(tp, op_stop_gradient(tp, x), idx, active, n, crop_size);
     }
+    for (int k = 0; k < n_terms; k++)
+        out[k] = n == 0 ? tensor_zeros(tp, 1, shape1, "perceptual loss") : scatter_rows(tp, dist[k](net[k], tp, p, q), idx, n, B);
     free(idx);
     free(active);
-    return out;
+}
+
+Tensor *perceptual_masked_loss(Tape *tp, Tensor *pred_x, Tensor *x, const float *t, const LpipsLossConfig *cfg,
+                               const CropBox *boxes, PerceptualDistanceFn dist, void *net) {
+    Tensor *d;
+    perceptual_masked_terms(tp, pred_x, x, t, cfg->t_thr, cfg->crop_size, boxes, 1, &dist, &net, &d);
+    return op_scale(tp, d, cfg->lambda);
 }

@@ -216,6 +216,11 @@ typedef Tensor *(*PerceptualDistanceFn)(void *net, Tape *tp, Tensor *a, Tensor *
 // drew the boxes). x is a constant, pred_x's tangent is dropped; masked samples are not run.
 Tensor *perceptual_masked_loss(Tape *tp, Tensor *pred_x, Tensor *x, const float *t, const LpipsLossConfig *cfg,
                                const CropBox *boxes, PerceptualDistanceFn dist, void *net);
+// Several distances on one crop: out[k] = [t < t_thr] * dist[k](crop(pred_x), crop(x)) per sample
+// (B), every term on the same crops (boxes[b], resampled to crop_size), each image cropped once.
+void perceptual_masked_terms(Tape *tp, Tensor *pred_x, Tensor *x, const float *t, float t_thr, int crop_size,
+                             const CropBox *boxes, int n_terms, const PerceptualDistanceFn *dist, void *const *net,
+                             Tensor **out);
 
 
 // ---------------------------------------------------------------------------------------------

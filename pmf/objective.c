@@ -36,6 +36,9 @@ void pmf_draw_noise(Tape *tp, Rng *rng, const PmfObjective *o, const PmfConfig *
     for (int i = 0; i < 5; i++) *f[i] = tape_alloc(tp, (size_t)B * sizeof(float));
     n->fm = tape_alloc(tp, (size_t)B);
     n->drop = tape_alloc(tp, (size_t)B);
+    n->step = 0;
+    n->row = tape_alloc(tp, (size_t)B * sizeof(int64_t));
+    for (int i = 0; i < B; i++) n->row[i] = i;
     rng_fill_normal(rng, n->e, (int64_t)B * numel, 0.0f, mc->noise_scale);
     for (int i = 0; i < B; i++) n->t[i] = sigmoidf(o->p_std * (float)rng_normal(rng) + o->p_mean);
     for (int i = 0; i < B; i++) n->r[i] = sigmoidf(o->p_std * (float)rng_normal(rng) + o->p_mean);
@@ -270,7 +273,7 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     memcpy(tt->data, n->t, (size_t)B * sizeof(float));
     Tensor *pred_x = op_sub(tp, z, op_mul(tp, tt, op_drop_tangent(tp, u)));
     if (o->perceptual) {
-        Tensor *aux = o->perceptual(o->perceptual_ctx, tp, pred_x, xt, n->t);
+        Tensor *aux = o->perceptual(o->perceptual_ctx, tp, pred_x, xt, n->t, n->step, n->row);
         if (aux) total = op_add(tp, total, aux);
     }
     out.loss = op_mean(tp, total, AXES_ALL, 0);

@@ -5,8 +5,9 @@
 //   convnext   ConvNeXt-V2-Base pooled-feature distance at 224, lambda 0.1 (model.convnext_lambda)
 //   featnet    the built-in data's stand-ins at 32 x 32: LPIPS-style on the featnet's taps (for
 //   +features  lpips) and the squared distance of its 128-d feature vector (for convnext)
-// Crops are a function of (seed, step, global row of the batch, term), so 1 rank or N ranks, one
-// batch or micro-batches, all draw the same crop for the same image.
+// Every term sees the same crop of a sample (the official auxloss_fn crops once for both networks;
+// spec 5.3 step 9). Crops are a function of (seed, step, global row of the batch), so 1 rank or N
+// ranks, one batch or micro-batches, all draw the same crop for the same image.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,24 +17,19 @@
 
 #define MAX_TERMS 2
 
-typedef struct PerceptualTerm {
-    const char *name;
-    PerceptualDistanceFn dist;
-    void *net;
-    LpipsLossConfig cfg;   // cfg.lambda = 1: lambda is applied after the adaptive weighting
-    float lambda;
-} PerceptualTerm;
-
 struct PmfPerceptual {
     Lpips lp;
     ConvNext cn;
     int has_lp, has_cn;
-    PerceptualTerm term[MAX_TERMS];
     int n_terms;
-    float eps, norm_p;   // the objective's adaptive weighting, for each term as for the losses
+    const char *name[MAX_TERMS];
+    PerceptualDistanceFn dist[MAX_TERMS];
+    void *net[MAX_TERMS];
+    float lambda[MAX_TERMS];   // applied after the adaptive weighting, as the official code does
+    float t_thr;               // samples with t >= t_thr contribute 0
+    int crop_size;             // every term's networks take the same crop size (224, or 32 for featnet)
+    float eps, norm_p;         // the objective's adaptive weighting, for each term as for the losses
     uint64_t seed;
-    int64_t step;
-    int rank, world, first_row;   // this micro-batch's row r is the global row rank + (first_row + r) world
 };
 
 static Tensor *lpips_dist(void *net, Tape *tp, Tensor *a, Tensor *b) { return lpips_distance(net, tp, a, b); }
@@ -42,41 +38,44 @@ static Tensor *featnet_dist(void *net, Tape *tp, Tensor *a, Tensor *b) {
     return featnet_feature_distance(tp, net, a, b);
 }
 
-static Tensor *perceptual_term(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, const float *t) {
+static CropBox crop_of(const PmfPerceptual *p, int64_t step, int64_t row, int H, int W) {
+    Rng rng;
+    rng_init(&rng, p->seed);
+    rng.offset = ((uint64_t)step << 32) + (uint64_t)row * 8;   // 4 values used
+    CropBox box;
+    perceptual_crop_draw(&rng, 1, H, W, 1, &box);
+    return box;
+}
+
+void pmf_perceptual_crop(const PmfPerceptual *p, int64_t step, int64_t row, int H, int W, int box[4]) {
+    CropBox b = crop_of(p, step, row, H, W);
+    box[0] = b.top, box[1] = b.left, box[2] = b.h, box[3] = b.w;
+}
+
+static Tensor *perceptual_term(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, const float *t, int64_t step,
+                               const int64_t *rows) {
     PmfPerceptual *p = ctx;
     int B = pred_x->shape[0], H = pred_x->shape[2], W = pred_x->shape[3];
     CropBox *boxes = core_malloc((size_t)B * sizeof(CropBox), "perceptual boxes");
+    for (int b = 0; b < B; b++) boxes[b] = crop_of(p, step, rows[b], H, W);
+    Tensor *d[MAX_TERMS];
+    perceptual_masked_terms(tp, pred_x, x, t, p->t_thr, p->crop_size, boxes, p->n_terms, p->dist, p->net, d);
+    free(boxes);
     Tensor *aux = NULL;
     for (int k = 0; k < p->n_terms; k++) {
-        const PerceptualTerm *term = &p->term[k];
-        for (int b = 0; b < B; b++) {
-            uint64_t row = (uint64_t)p->rank + (uint64_t)(p->first_row + b) * (uint64_t)p->world;
-            Rng rng;
-            rng_init(&rng, p->seed);
-            rng.offset = ((uint64_t)p->step << 32) + (row * MAX_TERMS + (uint64_t)k) * 8;   // 4 values used
-            perceptual_crop_draw(&rng, 1, H, W, term->cfg.random_crop, &boxes[b]);
-        }
-        Tensor *d = perceptual_masked_loss(tp, pred_x, x, t, &term->cfg, boxes, term->dist, term->net);   // (B)
         Tensor *w = tensor_new(tp, 1, &B, "lambda / sg((d + eps)^p)");
-        for (int i = 0; i < B; i++) w->data[i] = term->lambda * pmf_adaptive_weight(d->data[i], p->eps, p->norm_p);
-        Tensor *weighted = op_mul(tp, d, w);
+        for (int i = 0; i < B; i++) w->data[i] = p->lambda[k] * pmf_adaptive_weight(d[k]->data[i], p->eps, p->norm_p);
+        Tensor *weighted = op_mul(tp, d[k], w);
         aux = aux ? op_add(tp, aux, weighted) : weighted;
     }
-    free(boxes);
     return aux;
 }
 
-static void add_term(PmfPerceptual *p, const char *name, PerceptualDistanceFn dist, void *net, float lambda,
-                     float t_thr, int crop_size) {
-    PerceptualTerm *term = &p->term[p->n_terms++];
-    term->name = name;
-    term->dist = dist;
-    term->net = net;
-    term->lambda = lambda;
-    term->cfg.t_thr = t_thr;
-    term->cfg.lambda = 1.0f;
-    term->cfg.crop_size = crop_size;
-    term->cfg.random_crop = 1;
+static void add_term(PmfPerceptual *p, const char *name, PerceptualDistanceFn dist, void *net, float lambda, int crop_size) {
+    if (p->n_terms && crop_size != p->crop_size) core_fatal("perceptual terms with different crop sizes cannot share a crop");
+    int k = p->n_terms++;
+    p->name[k] = name, p->dist[k] = dist, p->net[k] = net, p->lambda[k] = lambda;
+    p->crop_size = crop_size;
 }
 
 PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
@@ -97,10 +96,8 @@ PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
     }
     PmfPerceptual *p = core_calloc(1, sizeof *p, "perceptual");
     p->eps = c->objective.norm_eps, p->norm_p = c->objective.norm_p;
+    p->t_thr = c->perceptual_max_t;
     p->seed = c->seed ^ 0x70657263ull;   // its own Philox stream
-    p->rank = pmf_dist_rank();
-    p->world = pmf_dist_world();
-    float thr = c->perceptual_max_t;
     if (featnet || lpips) {
         // lpips_vgg16_load leaves the trunk zeroed for a NULL path (tests): name the default file
         char vgg[1024];
@@ -109,17 +106,16 @@ PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
                          : lpips_vgg16_load(&p->lp, c->perceptual_weights[0] ? c->perceptual_weights : vgg, NULL);
         if (rc) goto fail;
         p->has_lp = 1;
-        add_term(p, featnet ? "lpips (featnet)" : "lpips", lpips_dist, &p->lp, c->lpips_lambda, thr,
-                 featnet ? FEATNET_SIZE : 224);
+        add_term(p, featnet ? "lpips (featnet)" : "lpips", lpips_dist, &p->lp, c->lpips_lambda, featnet ? FEATNET_SIZE : 224);
     }
-    if (features) add_term(p, "features (featnet)", featnet_dist, &p->lp.featnet, c->convnext_lambda, thr, FEATNET_SIZE);
+    if (features) add_term(p, "features (featnet)", featnet_dist, &p->lp.featnet, c->convnext_lambda, FEATNET_SIZE);
     if (convnext) {
         char def[1024];
         snprintf(def, sizeof def, "%s/convnextv2_base_22k_224.safetensors", perceptual_weights_dir());
         convnext_init(&p->cn, NULL, NULL);
         p->has_cn = 1;
         if (convnext_load(&p->cn, c->convnext_weights[0] ? c->convnext_weights : def)) goto fail;
-        add_term(p, "convnext", convnext_dist, &p->cn, c->convnext_lambda, thr, 224);
+        add_term(p, "convnext", convnext_dist, &p->cn, c->convnext_lambda, 224);
     }
     o->perceptual = perceptual_term;
     o->perceptual_ctx = p;
@@ -128,13 +124,6 @@ fail:
     pmf_perceptual_close(p);
     return NULL;
 }
-
-void pmf_perceptual_begin_step(PmfPerceptual *p, int64_t step) {
-    p->step = step;
-    p->first_row = 0;
-}
-
-void pmf_perceptual_begin_micro_batch(PmfPerceptual *p, int first_row) { p->first_row = first_row; }
 
 void pmf_perceptual_close(PmfPerceptual *p) {
     if (!p) return;

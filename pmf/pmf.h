@@ -95,9 +95,11 @@ typedef enum {
     PMF_TR_BOTH_LINES,  // ablation: half r = t, half r = 0
 } PmfTrSampler;
 
-// Per-sample perceptual term: given pred_x and x (B, C, H, W) and t, returns a (B) tensor of
-// already weighted per-sample losses to add, or NULL. Filled in by perceptual/ (later).
-typedef Tensor *(*PmfPerceptualFn)(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, const float *t);
+// Per-sample perceptual term: given pred_x and x (B, C, H, W), t, the step and each sample's row in
+// the step's global batch (its random crop follows them), returns a (B) tensor of already weighted
+// per-sample losses to add, or NULL. pmf_perceptual_open provides one.
+typedef Tensor *(*PmfPerceptualFn)(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, const float *t, int64_t step,
+                                   const int64_t *rows);
 
 typedef struct PmfObjective {
     PmfTrSampler sampler;
@@ -130,6 +132,8 @@ typedef struct PmfStepNoise {
     float *e;                    // (B, C, H, W), already times noise_scale
     float *t, *r, *t_min, *t_max, *omega;
     uint8_t *fm, *drop;          // r == t rows; class-dropped rows
+    int64_t step;                // the training step these draws belong to (0 from pmf_draw_noise)
+    int64_t *row;                // each row's index in the step's global batch (0..B-1 from pmf_draw_noise)
 } PmfStepNoise;
 
 // Draws noise for a batch of B images of the model's geometry, e ~ N(0, noise_scale^2) with the
@@ -280,10 +284,9 @@ int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int
 // o->perceptual_ctx. NULL with a message on failure.
 typedef struct PmfPerceptual PmfPerceptual;
 PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o);
-void pmf_perceptual_begin_step(PmfPerceptual *p, int64_t step);   // seeds the step's crops
-// The next pmf_loss call's rows are this rank's rows first_row, first_row + 1, ... of the step
-// (crops follow the global row, so they do not depend on ranks or micro-batches).
-void pmf_perceptual_begin_micro_batch(PmfPerceptual *p, int first_row);
+// The random resized crop (spec 5.5) that every term uses for the sample in global row `row` of
+// step `step`, for H x W images: box = {top, left, height, width}.
+void pmf_perceptual_crop(const PmfPerceptual *p, int64_t step, int64_t row, int H, int W, int box[4]);
 void pmf_perceptual_close(PmfPerceptual *p);
 
 // The training program's body: returns 0 on success; on failure prints the reason and returns 1.

@@ -103,11 +103,13 @@ static PmfStepNoise noise_rows(Tape *tp, const PmfStepNoise *all, int64_t numel,
     for (int k = 0; k < 5; k++) *f[k] = tape_alloc(tp, (size_t)n * sizeof(float));
     my.fm = tape_alloc(tp, (size_t)n);
     my.drop = tape_alloc(tp, (size_t)n);
+    my.row = tape_alloc(tp, (size_t)n * sizeof(int64_t));
+    my.step = all->step;
     for (int b = 0; b < n; b++) {
         int g = rank + b * world;
         memcpy(my.e + (size_t)b * numel, all->e + (size_t)g * numel, (size_t)numel * sizeof(float));
         for (int k = 0; k < 5; k++) (*f[k])[b] = src[k][g];
-        my.fm[b] = all->fm[g], my.drop[b] = all->drop[g];
+        my.fm[b] = all->fm[g], my.drop[b] = all->drop[g], my.row[b] = all->row[g];
     }
     return my;
 }
@@ -391,16 +393,15 @@ int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
         noise.offset = (uint64_t)step << 32;
         PmfStepNoise all;
         pmf_draw_noise(&stp, &noise, &obj, mc, B, &all);
+        all.step = step;
         PmfStepNoise my = noise_rows(&stp, &all, numel, rank, world);
-        if (percep) pmf_perceptual_begin_step(percep, step);
         // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
         params_zero_grad(&model.ps);
         double loss = 0, lu = 0, lv = 0;
         for (int m0 = 0; m0 < BL; m0 += MB) {
             tape_reset(&tp);
             PmfStepNoise part_n = {MB, my.e + (size_t)m0 * numel, my.t + m0, my.r + m0, my.t_min + m0,
-                                   my.t_max + m0, my.omega + m0, my.fm + m0, my.drop + m0};
-            if (percep) pmf_perceptual_begin_micro_batch(percep, m0);
+                                   my.t_max + m0, my.omega + m0, my.fm + m0, my.drop + m0, step, my.row + m0};
             PmfLoss L = pmf_loss(&tp, &model, &obj, xb + (size_t)m0 * numel, yb + m0, &part_n);
             float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole global batch
             double tb = core_now();

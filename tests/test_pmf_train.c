@@ -8,6 +8,7 @@
 
 #include <hdf5.h>
 #include "dataset/dataset.h"
+#include "perceptual/perceptual.h"
 #include "pmf/pmf.h"
 
 #include <math.h>
@@ -217,6 +218,57 @@ END_TEST
 // The 224 px perceptual terms need converted weights: without them pmf_train stops before the first
 // step with a message naming the converter, never trains on a zeroed network. (featnet's weights
 // are committed; its terms are trained with in test_mpi.)
+// Every perceptual term sees the same crop of a sample (the official auxloss_fn crops once; spec
+// 5.3 step 9): the hook's featnet+features sum equals both terms computed by hand on the crop
+// pmf_perceptual_crop names for (step, row). Per-term crops would break the equality.
+static Tensor *lpips_fn(void *net, Tape *tp, Tensor *a, Tensor *b) { return lpips_distance(net, tp, a, b); }
+static Tensor *features_fn(void *net, Tape *tp, Tensor *a, Tensor *b) { return featnet_feature_distance(tp, net, a, b); }
+
+START_TEST(perceptual_terms_share_one_crop) {
+    PmfTrainConfig c;
+    small_config(&c, "/tmp/pmf_unused", "muon", 1, 4, 4);
+    ck_assert(pmf_train_config_set(&c, "model.perceptual", "featnet+features") == 0);
+    ck_assert_msg(pmf_train_config_finish(&c) == 0, "%s", core_last_error());
+    PmfObjective o = c.objective;
+    PmfPerceptual *hook = pmf_perceptual_open(&c, &o);
+    ck_assert_msg(hook != NULL, "%s", core_last_error());
+    TestWork w;
+    test_work_init(&w, 64 << 20);
+    enum { B = 4 };
+    int shape[4] = {B, 1, 32, 32};
+    Tensor *pred = tensor_new(&w.tp, 4, shape, "pred_x"), *x = tensor_new(&w.tp, 4, shape, "x");
+    Rng r;
+    rng_init(&r, 3);
+    rng_fill_uniform(&r, pred->data, pred->numel, -1, 1);
+    rng_fill_uniform(&r, x->data, x->numel, -1, 1);
+    float t[B] = {0.1f, 0.3f, 0.5f, 0.9f};   // the last is above perceptual_max_t 0.8: no term
+    int64_t rows[B] = {5, 17, 2, 9}, step = 3;
+    Tensor *aux = o.perceptual(o.perceptual_ctx, &w.tp, pred, x, t, step, rows);
+    CropBox boxes[B];
+    for (int b = 0; b < B; b++) {
+        int box[4];
+        pmf_perceptual_crop(hook, step, rows[b], 32, 32, box);
+        boxes[b] = (CropBox){box[0], box[1], box[2], box[3]};
+    }
+    ck_assert_msg(memcmp(&boxes[0], &boxes[1], sizeof boxes[0]) != 0, "two rows drew the same crop");
+    Lpips lp;
+    ck_assert(lpips_featnet_load(&lp, NULL) == 0);
+    LpipsLossConfig lc = {c.perceptual_max_t, 1.0f, FEATNET_SIZE, 1};
+    Tensor *d1 = perceptual_masked_loss(&w.tp, pred, x, t, &lc, boxes, lpips_fn, &lp);
+    Tensor *d2 = perceptual_masked_loss(&w.tp, pred, x, t, &lc, boxes, features_fn, &lp.featnet);
+    float eps = c.objective.norm_eps;
+    for (int b = 0; b < B; b++) {
+        double want = c.lpips_lambda * d1->data[b] / (d1->data[b] + eps) + c.convnext_lambda * d2->data[b] / (d2->data[b] + eps);
+        ck_assert_msg(fabs(aux->data[b] - want) <= 1e-6 * fabs(want) + 1e-9, "row %d: hook %.9g, one shared crop %.9g", b,
+                      aux->data[b], want);
+        ck_assert_msg((b == 3) == (want == 0), "row %d: masking", b);
+    }
+    lpips_free(&lp);
+    pmf_perceptual_close(hook);
+    test_work_free(&w);
+}
+END_TEST
+
 START_TEST(missing_perceptual_weights_stop_the_run) {
     const char *cases[][3] = {
         {"lpips", "model.perceptual_weights", "convert_weights.py vgg16"},
@@ -319,6 +371,7 @@ int main(void) {
     tcase_add_test(tc, micro_batches_give_the_batch_update);
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
     tcase_add_test(tc, missing_perceptual_weights_stop_the_run);
+    tcase_add_test(tc, perceptual_terms_share_one_crop);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
