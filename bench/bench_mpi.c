@@ -2,7 +2,7 @@
 //   the gradient all-reduce (pmf_dist_sum_f32, the call pmf_train makes) over 2 ranks: time and
 //   GB/s for a buffer of --floats floats (default 16M = 64 MB; B/16's 175M-float gradient would
 //   not leave room on a small machine, so its time is extrapolated from this rate);
-//   images/s of pmf_train's step (pmf_train_run, Fashion-MNIST) for 1 rank x 1 thread,
+//   images/s of pmf_train's step (pmf_train, Fashion-MNIST) for 1 rank x 1 thread,
 //   1 rank x 2 threads and 2 ranks x 1 thread, and the 2-rank / 1-rank ratio.
 // Step rates come from two runs of different length (K more steps in the second), so data
 // loading, the first step and the final samples cancel: rate = K * batch / (t2 - t1).
@@ -35,7 +35,7 @@ static int config(PmfTrainConfig *c, const char *model, int batch, int steps, co
     return pmf_train_config_finish(c);
 }
 
-// Seconds of one pmf_train_run of `steps` steps (every rank runs it; rank 0's clock). stdout is
+// Seconds of one pmf_train of `steps` steps (every rank runs it; rank 0's clock). stdout is
 // silenced during the run.
 static double timed_run(const char *model, int batch, int steps, const char *out) {
     PmfTrainConfig c;
@@ -46,13 +46,13 @@ static double timed_run(const char *model, int batch, int steps, const char *out
     (void)null;
     pmf_dist_barrier("the bench's start");
     double t0 = core_now();
-    int rc = pmf_train_run(&c, 0);
+    int rc = pmf_train(&c);
     pmf_dist_barrier("the bench's end");
     double t = core_now() - t0;
     fflush(stdout);
     dup2(saved, 1);
     close(saved);
-    if (rc) core_fatal("bench_mpi: pmf_train_run failed: %s", core_last_error());
+    if (rc) core_fatal("bench_mpi: pmf_train failed: %s", core_last_error());
     return t;
 }
 

@@ -1,5 +1,5 @@
 // cli/pmf_train.c: train a pMF generator. Thin: flags and YAML become a PmfTrainConfig, then
-// pmf_train_run does the work; under mpirun each process is one data parallel rank
+// pmf_train does the work; under mpirun each process is one data parallel rank
 // (docs/cluster.md).
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +114,9 @@ int main(int argc, char **argv) {
         pmf_dist_finalize();
         return 2;
     }
-    int rc = pmf_train_run(&cfg, print_model);
+    int rc = 0;
+    if (print_model) pmf_train_print_model(&cfg);
+    else rc = pmf_train(&cfg);
     // A rank that failed alone would leave the others waiting in a collective: end them all.
     if (rc && pmf_dist_world() > 1) pmf_dist_abort(rc, "training failed on this rank (see above)");
     pmf_dist_finalize();

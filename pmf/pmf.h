@@ -289,8 +289,40 @@ PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o);
 void pmf_perceptual_crop(const PmfPerceptual *p, int64_t step, int64_t row, int H, int W, int box[4]);
 void pmf_perceptual_close(PmfPerceptual *p);
 
-// The training program's body: returns 0 on success; on failure prints the reason and returns 1.
-int pmf_train_run(PmfTrainConfig *cfg, int print_model_only);
+// ---------------------------------------------------------------------------------------------
+// A training run (pmf/train.c) as named steps: open (data, perceptual networks, model, optimizer,
+// EMAs, resume, memory plan, outputs), then step and log until done, finish (final checkpoint,
+// grids, plot), close (frees whatever was opened, on every path).
+typedef struct PmfRun PmfRun;
+PmfRun *pmf_run_open(PmfTrainConfig *cfg);   // NULL with a message; nothing is left allocated
+int pmf_run_done(const PmfRun *r);           // the last step is done, or a signal asked to stop
+int pmf_run_step(PmfRun *r);                 // batch, noise, loss, backward, optimizer, EMAs; -1 with a message
+int pmf_run_log(PmfRun *r);                  // metrics, progress, periodic checkpoints and grids
+int pmf_run_finish(PmfRun *r);
+void pmf_run_close(PmfRun *r);
+// The whole run (open, steps, finish, close): 0, or 1 after printing the reason.
+int pmf_train(PmfTrainConfig *cfg);
+// The model's geometry, parameter counts and GMACs, as the run prints them first.
+void pmf_train_print_model(const PmfTrainConfig *cfg);
+// training.lr_schedule at optimizer step `step` (from 0) of `total`.
+float pmf_learning_rate(const PmfTrainConfig *c, int64_t step, int64_t total, int64_t steps_per_epoch);
+
+// Memory (pmf/memory_plan.c). The run predicts its peak from two measured dry runs before its
+// first step and lowers the micro-batch until it fits (the update stays the full batch's).
+typedef struct PmfMemoryPlan {
+    int64_t resident;            // bytes resident when the plan was made
+    int64_t intercept, per_row;  // a micro-batch of mb rows needs intercept + per_row mb arena bytes
+    int64_t other;               // gradients, optimizer moments, noise, batch, grids, margin
+    int64_t available;           // what the process could still use (-1: unknown)
+    int micro_batch;             // the choice
+} PmfMemoryPlan;
+const PmfMemoryPlan *pmf_run_memory_plan(const PmfRun *r);
+// Bytes this process may still use: min(MemAvailable, cgroup memory.max - memory.current), or
+// PMF_MEMORY_AVAILABLE=SIZE (e.g. 2G: tests, or a user sharing the machine). -1 if unknown.
+int64_t pmf_memory_available(void);
+int64_t pmf_memory_resident(void);
+// The largest divisor mb <= wanted of rows with intercept + per_row mb <= budget; 0 if none.
+int pmf_memory_pick_micro_batch(int rows, int wanted, int64_t budget, int64_t intercept, int64_t per_row);
 
 // ---------------------------------------------------------------------------------------------
 // Data parallel training (pmf/dist.c, docs/cluster.md): under `mpirun -np N` each rank trains on

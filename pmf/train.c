@@ -1,6 +1,13 @@
-// pmf/train.c: the training program's body. One step reads top to bottom: batch, sample (t, r)
-// and noise, forward with tangents and the loss (pmf_loss), backward, optimizer step, EMAs, log.
+// pmf/train.c: a training run as a few named steps (llm.c's loop, SQLite's open / step / close):
+//   pmf_run_open     config -> data, perceptual networks, model, optimizer, EMAs, resume, memory
+//                    plan, outputs (each stage its own function; any failure frees what was opened)
+//   pmf_run_step     batch, sample (t, r) and noise, forward with tangents and the loss, backward,
+//                    all-reduce, optimizer step, EMAs
+//   pmf_run_log      log, periodic samples and checkpoints
+//   pmf_run_finish   final checkpoint, sample grids, loss plot, timing summary
+//   pmf_run_close    frees everything, whatever stage the run reached
 // Every random draw is a function of (seed, step), so a resumed run repeats an unbroken one.
+// Test hook: PMF_TRAIN_FAULT=<stage> makes that stage of pmf_run_open (or "step", "finish") fail.
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -11,61 +18,59 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset/dataset.h"
-#include "pmf/pmf.h"
+#include "pmf/train_internal.h"
 
 // Independent Philox streams (keys) derived from the run's seed.
-#define STREAM_DATA 0x64617461ull
 #define STREAM_NOISE 0x6e6f6973ull
 #define STREAM_SAMPLES 0x73616d70ull
+#define STREAM_DRY_RUN 0x64727972ull
+#define GRID_CLASSES 10   // sample grids: at most 10 classes x 10 images, whatever the data
+#define GRID_PER_CLASS 10
 
 static volatile sig_atomic_t stop_requested = 0;
 static void on_signal(int sig) { stop_requested = sig; }
 
-typedef struct {
-    int n, C, S, classes;
-    float *images;   // (n, C, S, S) in [-1, 1]
-    int *labels;
-} TrainData;
+struct PmfRun {
+    PmfTrainConfig *cfg;
+    const PmfConfig *mc;
+    int rank, world, lead, tty;
+    int B, BL, MB;                   // global batch, this rank's rows, micro-batch
+    int64_t numel, steps_per_epoch, total;
+    PmfTrainData data;
+    PmfPerceptual *percep;
+    PmfObjective obj;
+    PmfModel model;
+    Muon muon;
+    AdamW adamw;
+    PmfEma ema;
+    int has_model, has_opt, has_ema, use_muon;
+    char *yaml;
+    PmfTrainState state;
+    PmfMemoryPlan plan;
+    Arena arena, step_arena;         // the step's activations; the step's noise
+    Tape tp, stp;
+    int has_arenas;
+    float *xb;                       // this rank's batch
+    int *yb;
+    FILE *jl, *tsv;
+    char ckpt[1100];
+    int stop;                        // a signal reached some rank (all ranks agree, after a step)
+    // The last step's numbers, for the log.
+    double loss, lu, lv, gnorm;
+    float lr;
+    // Phase times, summed over every step but the run's first (which also allocates the arena).
+    double t_start, t_log, sec_guid, sec_jvp, sec_back, sec_opt, sec_comm;
+    int64_t first_step, step_log, timed_steps;
+};
 
-// Fashion-MNIST's 28 x 28 images centred on an S x S black canvas ([-1, 1], background -1).
-static int load_fashion_mnist(TrainData *d, int S) {
-    IdxImages im;
-    IdxLabels lb;
-    if (S < 28) {
-        core_set_error("key 'dataset.image_size' = %d: Fashion-MNIST needs at least 28", S);
-        return -1;
-    }
-    if (fashion_mnist_load(NULL, "train", &im, &lb)) return -1;
-    d->n = im.n, d->C = 1, d->S = S, d->classes = 10;
-    d->images = core_malloc((size_t)im.n * S * S * sizeof(float), "training images");
-    d->labels = core_malloc((size_t)im.n * sizeof(int), "training labels");
-    int off = (S - 28) / 2;
-    for (int i = 0; i < im.n; i++) {
-        float *dst = d->images + (size_t)i * S * S;
-        for (int k = 0; k < S * S; k++) dst[k] = -1.0f;
-        for (int y = 0; y < 28; y++)
-            for (int x = 0; x < 28; x++) dst[(y + off) * S + x + off] = im.pixels[((size_t)i * 28 + y) * 28 + x] / 127.5f - 1.0f;
-        d->labels[i] = lb.labels[i];
-    }
-    idx_free_images(&im);
-    idx_free_labels(&lb);
-    return 0;
+static int fault(const char *stage) {
+    const char *f = getenv("PMF_TRAIN_FAULT");
+    if (!f || strcmp(f, stage)) return 0;
+    core_set_error("injected failure at stage '%s' (PMF_TRAIN_FAULT)", stage);
+    return 1;
 }
 
-// The epoch's order: a Fisher-Yates shuffle keyed on (seed, epoch).
-static void epoch_order(int *order, int n, uint64_t seed, int64_t epoch) {
-    Rng r;
-    rng_init(&r, seed ^ STREAM_DATA ^ ((uint64_t)epoch * 0x9E3779B97F4A7C15ull));
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int i = n - 1; i > 0; i--) {
-        int j = (int)(rng_uniform(&r) * (i + 1));
-        int t = order[i];
-        order[i] = order[j], order[j] = t;
-    }
-}
-
-static float learning_rate(const PmfTrainConfig *c, int64_t step, int64_t total, int64_t steps_per_epoch) {
+float pmf_learning_rate(const PmfTrainConfig *c, int64_t step, int64_t total, int64_t steps_per_epoch) {
     double warm = c->warmup_epochs * (double)steps_per_epoch;
     double lr = c->learning_rate;
     if (strcmp(c->lr_schedule, "const") && warm > 0 && step < warm) return (float)(lr * (step + 1) / warm);
@@ -76,20 +81,238 @@ static float learning_rate(const PmfTrainConfig *c, int64_t step, int64_t total,
     return (float)lr;
 }
 
-// Names the first parameter whose gradient is not finite; NULL if all are.
-static const char *nonfinite_grad(const ParamStore *ps, double *norm) {
-    double s = 0;
-    for (int i = 0; i < ps->n; i++) {
-        const Tensor *t = &ps->tensors[i];
-        const float *g = ps->grad + (t->data - ps->data);
-        double ts = 0;
-        for (int64_t k = 0; k < t->numel; k++) ts += (double)g[k] * g[k];
-        if (!isfinite(ts)) return t->name;
-        s += ts;
-    }
-    *norm = sqrt(s);
-    return NULL;
+void pmf_train_print_model(const PmfTrainConfig *cfg) {
+    const PmfConfig *mc = &cfg->model;
+    printf("pmf_train: model %s: %dx%dx%d images, patch %d (%d tokens), dim %d, %d heads, depth %d+%d (+%d v-head), %s-prediction, noise scale %g\n",
+           cfg->model_str, mc->img_size, mc->img_size, mc->channels, mc->patch,
+           (mc->img_size / mc->patch) * (mc->img_size / mc->patch), mc->dim, mc->heads, mc->depth_shared,
+           mc->depth_head, mc->depth_head, mc->pred == PMF_PRED_U ? "u" : "x", mc->noise_scale);
+    printf("pmf_train: %.3fM parameters for inference, %.3fM for training; %.2f GMACs per forward\n",
+           pmf_param_count(mc, 0) / 1e6, pmf_param_count(mc, 1) / 1e6, pmf_forward_macs(mc) / 1e9);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Open, stage by stage. Each returns 0, or -1 with a message; pmf_run_close frees what they made.
+
+// mkdir -p: the output folder and any missing parents.
+static int make_dirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    mkdir(buf, 0755);
+    return access(buf, W_OK);
+}
+
+// B is the global batch: each of the `world` ranks takes BL = B / world rows of it, in
+// micro-batches of MB (the memory plan may lower MB).
+static int open_data(PmfRun *r) {
+    PmfTrainConfig *cfg = r->cfg;
+    if (fault("data") || pmf_train_data_open(&r->data, cfg, r->rank, r->world)) return -1;
+    if (cfg->batch_size % r->world) {
+        core_set_error("key 'training.batch_size' = %d (the global batch) does not split evenly over %d ranks",
+                       cfg->batch_size, r->world);
+        return -1;
+    }
+    r->B = cfg->batch_size, r->BL = r->B / r->world, r->MB = cfg->micro_batch ? cfg->micro_batch : r->BL;
+    if (r->MB > r->BL || r->BL % r->MB) {
+        core_set_error("key 'training.micro_batch' = %d does not divide the per-rank batch %d (training.batch_size %d over %d ranks)",
+                       r->MB, r->BL, r->B, r->world);
+        return -1;
+    }
+    r->steps_per_epoch = r->data.n / r->B;   // drop_last, as the released input pipeline
+    if (r->steps_per_epoch < 1) {
+        core_set_error("batch %d is larger than the %d training images", r->B, r->data.n);
+        return -1;
+    }
+    r->total = cfg->steps > 0 ? cfg->steps : (int64_t)cfg->num_epochs * r->steps_per_epoch;
+    r->numel = (int64_t)r->mc->channels * r->mc->img_size * r->mc->img_size;
+    return 0;
+}
+
+// The frozen perceptual networks before the model: a missing weight file stops the run here, with
+// the converter command, before anything large is built.
+static int open_perceptual(PmfRun *r) {
+    r->obj = r->cfg->objective;
+    if (fault("perceptual")) return -1;
+    if (strcmp(r->cfg->perceptual, "none") && !(r->percep = pmf_perceptual_open(r->cfg, &r->obj))) return -1;
+    return 0;
+}
+
+static int open_model(PmfRun *r) {
+    PmfTrainConfig *cfg = r->cfg;
+    if (fault("model")) return -1;
+    pmf_model_init(&r->model, r->mc, cfg->seed);
+    r->has_model = 1;
+    r->use_muon = !strcmp(cfg->optimizer, "muon");
+    uint8_t *part = pmf_muon_partition(&r->model);
+    if (r->use_muon) muon_init(&r->muon, &r->model.ps, part, cfg->learning_rate, 0.95f, cfg->adam_b1, cfg->adam_b2, 1e-8f);
+    else adamw_init(&r->adamw, &r->model.ps, cfg->learning_rate, cfg->adam_b1, cfg->adam_b2, 1e-8f, cfg->weight_decay);
+    free(part);
+    r->has_opt = 1;
+    pmf_ema_init(&r->ema, &r->model.ps, cfg->ema_val, cfg->n_ema);
+    r->has_ema = 1;
+    r->yaml = pmf_train_config_yaml(cfg);
+    r->state = (PmfTrainState){&r->model, r->use_muon ? &r->muon : NULL, r->use_muon ? NULL : &r->adamw, &r->ema, 0,
+                               cfg->seed, r->yaml, 0, 0};
+    return 0;
+}
+
+static int open_resume(PmfRun *r) {
+    if (fault("resume")) return -1;
+    if (r->cfg->load_from[0]) {
+        if (pmf_checkpoint_load(r->cfg->load_from, &r->state)) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "cannot resume: %s", core_last_error());
+            core_set_error("%s", msg);
+            return -1;
+        }
+        if (r->lead) printf("pmf_train: resumed from %s at step %" PRId64 "\n", r->cfg->load_from, r->state.step);
+    }
+    if (fault("stream")) return -1;
+    return pmf_train_data_start(&r->data, r->cfg, r->BL, (DsStreamPos){r->state.data_epoch, r->state.data_index});
+}
+
+// The arena bytes one micro-batch of `rows` rows needs: a whole step (guidance pass, JVP forward,
+// loss with every perceptual term, backward) on a fresh arena, every row below the perceptual
+// threshold so that no network is skipped. Parameters, optimizer and EMAs are untouched; the
+// gradient it leaves is zeroed by the first real step.
+static int64_t dry_run_bytes(PmfRun *r, int rows) {
+    Arena a;
+    arena_init(&a, 16 << 20);
+    Tape tp;
+    tape_init(&tp, &a);
+    Rng rng;
+    rng_init(&rng, STREAM_DRY_RUN);
+    PmfStepNoise n;
+    pmf_draw_noise(&tp, &rng, &r->obj, r->mc, rows, &n);
+    for (int i = 0; i < rows; i++) n.t[i] = 0.5f * r->cfg->perceptual_max_t, n.r[i] = n.fm[i] ? n.t[i] : 0.5f * n.t[i];
+    float *x = tape_alloc(&tp, (size_t)rows * r->numel * sizeof(float));
+    int *y = tape_alloc(&tp, (size_t)rows * sizeof(int));
+    memset(x, 0, (size_t)rows * r->numel * sizeof(float));
+    memset(y, 0, (size_t)rows * sizeof(int));
+    PmfLoss L = pmf_loss(&tp, &r->model, &r->obj, x, y, &n);
+    tape_backward(&tp, L.loss, NULL);
+    int64_t bytes = (int64_t)a.peak;
+    tape_free(&tp);
+    arena_free(&a);
+    params_zero_grad(&r->model.ps);
+    return bytes;
+}
+
+// Predicts the peak from two measured dry runs (micro-batch 1 and 2: arena = intercept + per_row mb)
+// plus what the step adds outside the arena, and lowers the micro-batch until it fits in the memory
+// this process may use (cgroup limit or MemAvailable; PMF_MEMORY_AVAILABLE states one).
+static int open_memory_plan(PmfRun *r) {
+    if (fault("memory")) return -1;
+    PmfMemoryPlan *p = &r->plan;
+    p->resident = pmf_memory_resident();
+    int64_t m1 = dry_run_bytes(r, 1), m2 = r->BL >= 2 ? dry_run_bytes(r, 2) : 2 * m1;
+    int64_t per_row = m2 > m1 ? m2 - m1 : m1, intercept = m1 > per_row ? m1 - per_row : 0;
+    // The arena's chunks hold a little more than its peak use: 10% and one 64 MB chunk of slack.
+    p->per_row = per_row + per_row / 10;
+    p->intercept = intercept + intercept / 10 + ((int64_t)64 << 20);
+    // Outside the arena: gradients and optimizer moments (allocated zeroed, so not yet resident),
+    // the step's noise for the global batch, the batch, the grids' noise, and a margin.
+    int64_t params = r->model.ps.total * (int64_t)sizeof(float);
+    p->other = params * 3 + 3 * (int64_t)r->B * r->numel * 4 + (int64_t)r->BL * r->numel * 4 +
+               (int64_t)GRID_CLASSES * GRID_PER_CLASS * r->numel * 4 + ((int64_t)256 << 20);
+    p->available = pmf_memory_available();
+    int wanted = r->MB;
+    if (p->available < 0) {   // nothing to compare with (no /proc): keep what was asked
+        p->micro_batch = wanted;
+        return 0;
+    }
+    int64_t budget = p->available - p->other;
+    p->micro_batch = pmf_memory_pick_micro_batch(r->BL, wanted, budget, p->intercept, p->per_row);
+    double gb = 1.0 / (1 << 30);
+    if (p->micro_batch == 0) {
+        core_set_error("not enough memory: micro-batch 1 needs about %.2f GB more (%.2f GB arena + %.2f GB gradients, "
+                       "optimizer, noise and batch) but %.2f GB are available; use a smaller model or resolution",
+                       (p->intercept + p->per_row + p->other) * gb, (p->intercept + p->per_row) * gb, p->other * gb,
+                       p->available * gb);
+        return -1;
+    }
+    int64_t need = p->intercept + p->per_row * p->micro_batch + p->other;
+    if (r->lead && p->micro_batch < wanted)
+        printf("pmf_train: memory: batch %d does not fit as micro-batches of %d; using micro-batches of %d "
+               "(predicted %.2f GB of %.2f GB available; the update is the full batch's)\n",
+               r->BL, wanted, p->micro_batch, need * gb, p->available * gb);
+    else if (r->lead)
+        printf("pmf_train: memory: predicted %.2f GB more for micro-batches of %d (%.2f GB available)\n", need * gb,
+               p->micro_batch, p->available * gb);
+    r->MB = p->micro_batch;
+    return 0;
+}
+
+static int open_outputs(PmfRun *r) {
+    PmfTrainConfig *cfg = r->cfg;
+    char path[1100];
+    if (fault("outputs")) return -1;
+    snprintf(r->ckpt, sizeof r->ckpt, "%s/checkpoint.safetensors", cfg->out);
+    if (!r->lead) return 0;
+    if (make_dirs(cfg->out)) {
+        core_set_error("cannot create the output folder '%s'", cfg->out);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/config.yaml", cfg->out);
+    FILE *cf = fopen(path, "w");
+    if (cf) fputs(r->yaml, cf), fclose(cf);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+    r->jl = fopen(path, r->state.step ? "a" : "w");
+    snprintf(path, sizeof path, "%s/metrics.tsv", cfg->out);
+    r->tsv = fopen(path, r->state.step ? "a" : "w");
+    if (!r->jl || !r->tsv) {
+        core_set_error("cannot write metrics in '%s'", cfg->out);
+        return -1;
+    }
+    if (!r->state.step) fprintf(r->tsv, "# step\tloss\tloss_u\tloss_v\tgrad_norm\tlr\n");
+    return 0;
+}
+
+static void open_step_memory(PmfRun *r) {
+    arena_init(&r->arena, 64 << 20);
+    arena_init(&r->step_arena, 8 << 20);
+    tape_init(&r->tp, &r->arena);
+    tape_init(&r->stp, &r->step_arena);
+    r->has_arenas = 1;
+    r->xb = core_malloc((size_t)r->BL * r->numel * sizeof(float), "batch");
+    r->yb = core_malloc((size_t)r->BL * sizeof(int), "batch labels");
+}
+
+PmfRun *pmf_run_open(PmfTrainConfig *cfg) {
+    PmfRun *r = core_calloc(1, sizeof *r, "training run");
+    r->cfg = cfg, r->mc = &cfg->model;
+    r->rank = pmf_dist_rank(), r->world = pmf_dist_world(), r->lead = r->rank == 0;
+    r->tty = r->lead && isatty(fileno(stdout));
+    if (r->lead) pmf_train_print_model(cfg);
+    core_set_threads(cfg->threads);
+    pmf_dist_set_timeout(cfg->mpi_timeout);
+    if (open_data(r) || open_perceptual(r) || open_model(r) || open_resume(r) || open_memory_plan(r) || open_outputs(r)) {
+        pmf_run_close(r);
+        return NULL;
+    }
+    open_step_memory(r);
+    stop_requested = 0;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    if (r->lead)
+        printf("pmf_train: %" PRId64 " steps of batch %d (micro-batch %d), %s, lr %g, %d threads -> %s\n", r->total, r->B,
+               r->MB, cfg->optimizer, cfg->learning_rate, core_threads(), cfg->out);
+    if (r->lead && r->world > 1)
+        printf("pmf_train: %d ranks (MPI), %d images per rank per step, gradients all-reduced (%.1f MB), watchdog %g s\n",
+               r->world, r->BL, r->model.ps.total * 4.0 / 1048576.0, pmf_dist_timeout());
+    r->t_start = r->t_log = core_now();
+    r->first_step = r->step_log = r->state.step;
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One step
 
 // This rank's rows of the global batch's noise: rows rank, rank + world, ... (the rows of the
 // data it takes), copied to arena memory. With one rank, the batch's noise itself.
@@ -114,35 +337,174 @@ static PmfStepNoise noise_rows(Tape *tp, const PmfStepNoise *all, int64_t numel,
     return my;
 }
 
-// 1-NFE samples of every class from fixed noise (the same every time, so grids compare), with
-// the parameters `params` swapped in (e.g. an EMA).
-static int write_samples(const char *path, PmfModel *m, Tape *tp, const PmfTrainConfig *c, const float *params,
-                         int per_class) {
-    const PmfConfig *mc = &m->cfg;
-    int classes = mc->num_classes, B = classes * per_class;
-    int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
-    float *z = core_malloc((size_t)B * numel * sizeof(float), "sample noise");
-    int *labels = core_malloc((size_t)B * sizeof(int), "sample labels");
-    Rng r;
-    rng_init(&r, c->seed ^ STREAM_SAMPLES);
-    rng_fill_normal(&r, z, B * numel, 0.0f, mc->noise_scale);
-    for (int i = 0; i < B; i++) labels[i] = i / per_class;   // one row per class
+// Names the first parameter whose gradient is not finite; NULL if all are.
+static const char *nonfinite_grad(const ParamStore *ps, double *norm) {
+    double s = 0;
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = &ps->tensors[i];
+        const float *g = ps->grad + (t->data - ps->data);
+        double ts = 0;
+        for (int64_t k = 0; k < t->numel; k++) ts += (double)g[k] * g[k];
+        if (!isfinite(ts)) return t->name;
+        s += ts;
+    }
+    *norm = sqrt(s);
+    return NULL;
+}
+
+int pmf_run_done(const PmfRun *r) { return r->stop || r->state.step >= r->total; }
+
+int pmf_run_step(PmfRun *r) {
+    int64_t step = r->state.step, numel = r->numel;
+    int B = r->B, BL = r->BL, MB = r->MB;
+    // Batch.
+    DsStreamPos pos;
+    if (fault("step") || pmf_train_data_batch(&r->data, step, r->steps_per_epoch, B, r->mc->num_classes, r->xb, r->yb, &pos))
+        return -1;
+    r->state.data_epoch = pos.epoch, r->state.data_index = pos.index;
+    // Sample (t, r), conditions and noise for the whole global batch at once; the ranks take their
+    // rows and the micro-batches slices of those, so N ranks of K micro-batches see exactly what
+    // one batch of N K times the size sees.
+    tape_reset(&r->stp);
+    Rng noise;
+    rng_init(&noise, r->cfg->seed ^ STREAM_NOISE);
+    noise.offset = (uint64_t)step << 32;
+    PmfStepNoise all;
+    pmf_draw_noise(&r->stp, &noise, &r->obj, r->mc, B, &all);
+    all.step = step;
+    PmfStepNoise my = noise_rows(&r->stp, &all, numel, r->rank, r->world);
+    // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
+    params_zero_grad(&r->model.ps);
+    double loss = 0, lu = 0, lv = 0;
+    int timed = step > r->first_step;
+    for (int m0 = 0; m0 < BL; m0 += MB) {
+        tape_reset(&r->tp);
+        PmfStepNoise part = {MB, my.e + (size_t)m0 * numel, my.t + m0, my.r + m0, my.t_min + m0, my.t_max + m0,
+                             my.omega + m0, my.fm + m0, my.drop + m0, step, my.row + m0};
+        PmfLoss L = pmf_loss(&r->tp, &r->model, &r->obj, r->xb + (size_t)m0 * numel, r->yb + m0, &part);
+        float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole global batch
+        double tb = core_now();
+        tape_backward(&r->tp, L.loss, &seed_grad);
+        if (timed) r->sec_guid += L.seconds_guidance, r->sec_jvp += L.seconds_jvp, r->sec_back += core_now() - tb;
+        loss += L.loss->data[0] * seed_grad;
+        for (int i = 0; i < MB; i++) lu += L.L_u[i], lv += L.L_v[i];
+    }
+    // All-reduce: the sum over ranks of their shares is the global batch's gradient (and loss);
+    // every rank then holds the same bits. A signal on any rank stops all of them after this step.
+    double tc = core_now(), sums[4] = {loss, lu, lv, stop_requested != 0};
+    pmf_dist_sum_f32(r->model.ps.grad, r->model.ps.total, "the gradient all-reduce");
+    pmf_dist_sum_f64(sums, 4, "the loss all-reduce");
+    loss = sums[0], lu = sums[1], lv = sums[2], r->stop = sums[3] > 0;
+    if (timed) r->sec_comm += core_now() - tc;
+    double gnorm = 0;
+    const char *bad = !isfinite(loss) ? "the loss" : nonfinite_grad(&r->model.ps, &gnorm);
+    if (bad) {
+        core_set_error("step %" PRId64 ": non-finite value in %s%s; stopping, the last checkpoint (%s) is untouched",
+                       step + 1, strcmp(bad, "the loss") ? "the gradient of " : "", bad, r->ckpt);
+        return -1;
+    }
+    // Optimizer step and EMAs.
+    float lr = pmf_learning_rate(r->cfg, step, r->total, r->steps_per_epoch);
+    double to = core_now();
+    if (r->use_muon) r->muon.lr = lr, muon_step(&r->muon, &r->model.ps);
+    else r->adamw.lr = lr, adamw_step(&r->adamw, &r->model.ps);
+    if (timed) r->sec_opt += core_now() - to, r->timed_steps++;
+    r->state.step = step + 1;
+    pmf_ema_update(&r->ema, &r->model.ps, r->state.step, B);
+    r->loss = loss, r->lu = lu / ((double)B * numel), r->lv = lv / ((double)B * numel), r->gnorm = gnorm, r->lr = lr;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log, samples, checkpoints
+
+// Data parallel ranks hold the same bits (the same summed gradient, the same step on each); this
+// checks it, before every checkpoint, by a hash of parameters, optimizer state and EMAs. 0 with a
+// message if they diverged. *hash (if not NULL) gets this rank's hash.
+static int same_on_all_ranks(const PmfRun *r, uint64_t *hash) {
+    if (r->world == 1) return 1;
+    uint64_t h = pmf_dist_state_hash(&r->state);
+    if (hash) *hash = h;
+    if (pmf_dist_same_u64(h, "the parameter check")) return 1;
+    core_set_error("rank %d: after step %" PRId64 " the ranks' parameters or optimizer states differ; not writing a checkpoint",
+                   pmf_dist_rank(), r->state.step);
+    return 0;
+}
+
+// 1-NFE samples from fixed noise (the same every time, so grids compare), with `params` swapped in
+// (e.g. an EMA): one row per class, at most GRID_CLASSES classes spread over the label table, 10 per
+// class, generated MB at a time in the step's arena, so a grid stays small at any resolution.
+static int write_samples(PmfRun *r, const char *path, const float *params) {
+    const PmfConfig *mc = r->mc;
+    int classes = mc->num_classes < GRID_CLASSES ? mc->num_classes : GRID_CLASSES, n = classes * GRID_PER_CLASS;
+    float *z = core_malloc((size_t)n * r->numel * sizeof(float), "sample noise");
+    int *labels = core_malloc((size_t)n * sizeof(int), "sample labels");
+    Rng rng;
+    rng_init(&rng, r->cfg->seed ^ STREAM_SAMPLES);
+    rng_fill_normal(&rng, z, n * r->numel, 0.0f, mc->noise_scale);
+    for (int i = 0; i < n; i++) labels[i] = (int)((int64_t)(i / GRID_PER_CLASS) * mc->num_classes / classes);
     float *saved = NULL;
     if (params) {
-        saved = core_malloc((size_t)m->ps.total * sizeof(float), "parameter swap");
-        memcpy(saved, m->ps.data, (size_t)m->ps.total * sizeof(float));
-        memcpy(m->ps.data, params, (size_t)m->ps.total * sizeof(float));
+        saved = core_malloc((size_t)r->model.ps.total * sizeof(float), "parameter swap");
+        memcpy(saved, r->model.ps.data, (size_t)r->model.ps.total * sizeof(float));
+        memcpy(r->model.ps.data, params, (size_t)r->model.ps.total * sizeof(float));
     }
-    tape_reset(tp);
-    pmf_sample(tp, m, z, labels, B, c->num_steps, c->omega, c->t_min, c->t_max);
+    for (int b0 = 0; b0 < n; b0 += r->MB) {
+        int b = n - b0 < r->MB ? n - b0 : r->MB;
+        tape_reset(&r->tp);
+        pmf_sample(&r->tp, &r->model, z + (size_t)b0 * r->numel, labels + b0, b, r->cfg->num_steps, r->cfg->omega,
+                   r->cfg->t_min, r->cfg->t_max);
+    }
     if (saved) {
-        memcpy(m->ps.data, saved, (size_t)m->ps.total * sizeof(float));
+        memcpy(r->model.ps.data, saved, (size_t)r->model.ps.total * sizeof(float));
         free(saved);
     }
-    int rc = pmf_png_grid(path, z, B, mc->channels, mc->img_size, mc->img_size, per_class);
+    int rc = pmf_png_grid(path, z, n, mc->channels, mc->img_size, mc->img_size, GRID_PER_CLASS);
     free(z), free(labels);
     return rc;
 }
+
+static double rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+int pmf_run_log(PmfRun *r) {
+    int64_t step = r->state.step;
+    if (r->lead) {
+        fprintf(r->jl, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"loss_u\": %.9g, \"loss_v\": %.9g, \"grad_norm\": %.9g, \"lr\": %.9g}\n",
+                step, r->loss, r->lu, r->lv, r->gnorm, r->lr);
+        fprintf(r->tsv, "%" PRId64 "\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\n", step, r->loss, r->lu, r->lv, r->gnorm, r->lr);
+    }
+    if (r->lead && (step == 1 || step % r->cfg->log_per_step == 0 || step == r->total)) {
+        fflush(r->jl), fflush(r->tsv);
+        double now = core_now(), ips = (step - r->step_log) * (double)r->B / fmax(now - r->t_log, 1e-9);
+        double eta = (r->total - step) * (double)r->B / fmax(ips, 1e-9);
+        printf("%sstep %" PRId64 "/%" PRId64 "  loss_u %.7g  loss_v %.7g  |g| %.3g  %.1f img/s  ETA %.0fs%s", r->tty ? "\r" : "",
+               step, r->total, r->lu, r->lv, r->gnorm, ips, eta, r->tty ? "   " : "\n");
+        fflush(stdout);
+        if (step == r->first_step + 1)
+            printf("%spmf_train: memory: arena peak %.1f MB, parameters+grads+optimizer+EMAs %.1f MB, max RSS %.0f MB\n",
+                   r->tty ? "\n" : "", (r->arena.peak + r->step_arena.peak) / 1048576.0,
+                   r->model.ps.total * 4.0 * (4 + r->ema.n) / 1048576.0, rss_mb());
+        r->t_log = now, r->step_log = step;
+    }
+    if (r->cfg->checkpoint_per_step && step % r->cfg->checkpoint_per_step == 0 && step < r->total) {
+        if (!same_on_all_ranks(r, NULL)) return -1;
+        if (r->lead && pmf_checkpoint_save(r->ckpt, &r->state))
+            fprintf(stderr, "\npmf_train: checkpoint failed: %s\n", core_last_error());
+    }
+    if (r->lead && r->cfg->sample_per_step && step % r->cfg->sample_per_step == 0) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/samples_%06" PRId64 ".png", r->cfg->out, step);
+        if (write_samples(r, path, r->ema.params[0])) fprintf(stderr, "\npmf_train: %s\n", core_last_error());
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finish and close
 
 // A loss-curve plot through gnuplot from the run's metrics.tsv (skipped with a note if absent).
 static void plot_losses(const char *out) {
@@ -157,354 +519,73 @@ static void plot_losses(const char *out) {
     if (system(cmd) != 0) fprintf(stderr, "pmf_train: note: no loss plot (gnuplot not found or failed)\n");
 }
 
-// A shard folder must hold images of the model's geometry and no more classes than its table.
-// Sets d->n to the images per epoch over all ranks (the stream reads them itself).
-static int check_shards(const PmfTrainConfig *cfg, TrainData *d, int rank, int world) {
-    DsStreamConfig sc = {cfg->data, cfg->batch_size / world, cfg->seed, 0, 0, rank, world, 1};
-    DsStream *s = ds_stream_open(&sc, NULL);
-    if (!s) return -1;
-    int c, h, w;
-    int64_t per_epoch;
-    ds_stream_shape(s, &c, &h, &w, &per_epoch);
-    ds_stream_close(s);
-    if (c != cfg->model.channels || h != cfg->model.img_size || w != cfg->model.img_size) {
-        core_set_error("key 'dataset.root' = '%s': shards hold %dx%dx%d images, the model expects %dx%dx%d "
-                       "(set dataset.image_size, or prepare shards at that resolution)",
-                       cfg->data, h, w, c, cfg->model.img_size, cfg->model.img_size, cfg->model.channels);
+static void print_timing(const PmfRun *r) {
+    double now = core_now();
+    printf("pmf_train: %.1f s, %.1f img/s overall\n", now - r->t_start,
+           (r->state.step - r->first_step) * (double)r->B / fmax(now - r->t_start, 1e-9));
+    if (r->timed_steps == 0) return;
+    double k = 1e3 / r->timed_steps, tot = r->sec_guid + r->sec_jvp + r->sec_back + r->sec_opt + r->sec_comm;
+    printf("pmf_train: mean step (batch %d, %" PRId64 " steps): guidance forward %.0f ms, forward with tangents + loss %.0f ms, "
+           "backward %.0f ms, optimizer %.0f ms, all-reduce %.0f ms; %.1f img/s in these phases; arena peak %.0f MB\n",
+           r->B, r->timed_steps, r->sec_guid * k, r->sec_jvp * k, r->sec_back * k, r->sec_opt * k, r->sec_comm * k,
+           r->B * r->timed_steps / fmax(tot, 1e-9), (r->arena.peak + r->step_arena.peak) / 1048576.0);
+}
+
+int pmf_run_finish(PmfRun *r) {
+    if (r->tty) printf("\n");
+    uint64_t hash = 0;
+    if (fault("finish") || !same_on_all_ranks(r, &hash)) return -1;
+    if (!r->lead) return 0;
+    if (r->world > 1)
+        printf("pmf_train: parameters, optimizer state and EMAs identical on all %d ranks (hash %016" PRIx64 ")\n", r->world, hash);
+    if (r->stop) printf("pmf_train: stopped by a signal at step %" PRId64 "; saving a checkpoint to resume from\n", r->state.step);
+    if (pmf_checkpoint_save(r->ckpt, &r->state)) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "checkpoint failed: %s", core_last_error());
+        core_set_error("%s", msg);
         return -1;
     }
-    per_epoch *= world;   // the stream counts this rank's images; every rank gets as many
-    d->n = (int)(per_epoch < 2147483647 ? per_epoch : 2147483647);
-    d->C = c, d->S = h, d->classes = cfg->model.num_classes;
+    printf("pmf_train: checkpoint %s (step %" PRId64 ")\n", r->ckpt, r->state.step);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/samples.png", r->cfg->out);
+    if (write_samples(r, path, r->ema.params[0]) == 0) printf("pmf_train: samples (EMA %g kimg) %s\n", r->ema.halflife_kimg[0], path);
+    else fprintf(stderr, "pmf_train: %s\n", core_last_error());
+    snprintf(path, sizeof path, "%s/samples_raw.png", r->cfg->out);
+    write_samples(r, path, NULL);
+    fclose(r->jl), fclose(r->tsv);
+    r->jl = r->tsv = NULL;
+    plot_losses(r->cfg->out);
+    print_timing(r);
     return 0;
 }
 
-// mkdir -p: the output folder and any missing parents.
-static int make_dirs(const char *path) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    mkdir(buf, 0755);
-    return access(buf, W_OK);
+void pmf_run_close(PmfRun *r) {
+    if (!r) return;
+    if (r->jl) fclose(r->jl);
+    if (r->tsv) fclose(r->tsv);
+    pmf_train_data_close(&r->data);
+    pmf_perceptual_close(r->percep);
+    free(r->xb), free(r->yb), free(r->yaml);
+    if (r->has_arenas) {
+        tape_free(&r->tp), tape_free(&r->stp);
+        arena_free(&r->arena), arena_free(&r->step_arena);
+    }
+    if (r->has_ema) pmf_ema_free(&r->ema);
+    if (r->has_opt && r->use_muon) muon_free(&r->muon);
+    if (r->has_opt && !r->use_muon) adamw_free(&r->adamw);
+    if (r->has_model) pmf_model_free(&r->model);
+    free(r);
 }
 
-// Data parallel ranks hold the same bits (the same summed gradient, the same step on each); this
-// checks it, before every checkpoint, by a hash of parameters, optimizer state and EMAs. 0 with a
-// message if they diverged. *hash (if not NULL) gets this rank's hash.
-static int same_on_all_ranks(const PmfTrainState *s, int world, uint64_t *hash) {
-    if (world == 1) return 1;
-    uint64_t h = pmf_dist_state_hash(s);
-    if (hash) *hash = h;
-    if (pmf_dist_same_u64(h, "the parameter check")) return 1;
-    fprintf(stderr, "\npmf_train: rank %d: after step %" PRId64 " the ranks' parameters or optimizer states differ; "
-                    "not writing a checkpoint\n", pmf_dist_rank(), s->step);
-    return 0;
-}
+const PmfMemoryPlan *pmf_run_memory_plan(const PmfRun *r) { return &r->plan; }
 
-static double rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / 1024.0;
-}
-
-int pmf_train_run(PmfTrainConfig *cfg, int print_model_only) {
-    PmfConfig *mc = &cfg->model;
-    // Data parallel (pmf/dist.c): this rank's share of every global batch; rank 0 alone logs and
-    // writes files. One rank without MPI.
-    int rank = pmf_dist_rank(), world = pmf_dist_world(), lead = rank == 0;
-    if (lead) {
-        printf("pmf_train: model %s: %dx%dx%d images, patch %d (%d tokens), dim %d, %d heads, depth %d+%d (+%d v-head), %s-prediction\n",
-               cfg->model_str, mc->img_size, mc->img_size, mc->channels, mc->patch,
-               (mc->img_size / mc->patch) * (mc->img_size / mc->patch), mc->dim, mc->heads, mc->depth_shared,
-               mc->depth_head, mc->depth_head, mc->pred == PMF_PRED_U ? "u" : "x");
-        printf("pmf_train: %.3fM parameters for inference, %.3fM for training; %.2f GMACs per forward\n",
-               pmf_param_count(mc, 0) / 1e6, pmf_param_count(mc, 1) / 1e6, pmf_forward_macs(mc) / 1e9);
-    }
-    if (print_model_only) return 0;
-    // Data: the built-in Fashion-MNIST in memory, or a folder of HDF5 shards (pmf_prepare) streamed.
-    TrainData data = {0};
-    int builtin = !strcmp(cfg->data, "fashion-mnist");
-    if (builtin && load_fashion_mnist(&data, mc->img_size)) {
-        fprintf(stderr, "pmf_train: %s\n", core_last_error());
-        return 1;
-    }
-    if (!builtin && check_shards(cfg, &data, rank, world)) {
-        fprintf(stderr, "pmf_train: %s\n", core_last_error());
-        return 1;
-    }
-    core_set_threads(cfg->threads);
-    pmf_dist_set_timeout(cfg->mpi_timeout);
-    if (lead && make_dirs(cfg->out)) {
-        fprintf(stderr, "pmf_train: cannot create the output folder '%s'\n", cfg->out);
-        return 1;
-    }
-    // B is the global batch: each of the `world` ranks takes BL = B / world rows of it, in
-    // micro-batches of MB.
-    if (cfg->batch_size % world) {
-        fprintf(stderr, "pmf_train: key 'training.batch_size' = %d (the global batch) does not split evenly over %d ranks\n",
-                cfg->batch_size, world);
-        return 1;
-    }
-    int B = cfg->batch_size, BL = B / world, MB = cfg->micro_batch ? cfg->micro_batch : BL;
-    if (MB > BL || BL % MB) {
-        fprintf(stderr, "pmf_train: key 'training.micro_batch' = %d does not divide the per-rank batch %d (training.batch_size %d over %d ranks)\n",
-                MB, BL, B, world);
-        return 1;
-    }
-    int64_t steps_per_epoch = data.n / B;   // drop_last, as the released input pipeline
-    if (steps_per_epoch < 1) {
-        fprintf(stderr, "pmf_train: batch %d is larger than the %d training images\n", B, data.n);
-        return 1;
-    }
-    int64_t total = cfg->steps > 0 ? cfg->steps : (int64_t)cfg->num_epochs * steps_per_epoch;
-
-    // The frozen perceptual networks before the model: a missing weight file stops the run here,
-    // with the converter command, before anything else is built.
-    PmfObjective hooks = {0};
-    PmfPerceptual *percep = NULL;
-    if (strcmp(cfg->perceptual, "none") && !(percep = pmf_perceptual_open(cfg, &hooks))) {
-        fprintf(stderr, "pmf_train: %s\n", core_last_error());
-        free(data.images), free(data.labels);
-        return 1;
-    }
-
-    PmfModel model;
-    pmf_model_init(&model, mc, cfg->seed);
-    Muon muon;
-    AdamW adamw;
-    int use_muon = !strcmp(cfg->optimizer, "muon");
-    uint8_t *part = pmf_muon_partition(&model);
-    if (use_muon) muon_init(&muon, &model.ps, part, cfg->learning_rate, 0.95f, cfg->adam_b1, cfg->adam_b2, 1e-8f);
-    else adamw_init(&adamw, &model.ps, cfg->learning_rate, cfg->adam_b1, cfg->adam_b2, 1e-8f, cfg->weight_decay);
-    free(part);
-    PmfEma ema;
-    pmf_ema_init(&ema, &model.ps, cfg->ema_val, cfg->n_ema);
-    char *yaml = pmf_train_config_yaml(cfg);
-    PmfTrainState state = {&model, use_muon ? &muon : NULL, use_muon ? NULL : &adamw, &ema, 0, cfg->seed, yaml, 0, 0};
-    char path[1100], ckpt[1100];
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", cfg->out);
-    if (cfg->load_from[0]) {
-        if (pmf_checkpoint_load(cfg->load_from, &state)) {
-            fprintf(stderr, "pmf_train: cannot resume: %s\n", core_last_error());
-            return 1;
-        }
-        if (lead) printf("pmf_train: resumed from %s at step %" PRId64 "\n", cfg->load_from, state.step);
-    }
-    DsStream *stream = NULL;
-    int32_t *yb32 = NULL;
-    if (!builtin) {
-        // Every rank's stream hands out as many images per epoch, so rank 0's position (in the
-        // checkpoint) is each rank's position in its own order.
-        DsStreamConfig sc = {cfg->data, BL, cfg->seed, 0, 0, rank, world, 0};
-        DsStreamPos pos = {state.data_epoch, state.data_index};
-        stream = ds_stream_open(&sc, &pos);
-        if (!stream) {
-            fprintf(stderr, "pmf_train: %s\n", core_last_error());
-            return 1;
-        }
-        yb32 = core_malloc((size_t)BL * sizeof(int32_t), "batch labels");
-    }
-    FILE *jl = NULL, *tsv = NULL;
-    if (lead) {
-        snprintf(path, sizeof path, "%s/config.yaml", cfg->out);
-        FILE *cf = fopen(path, "w");
-        if (cf) fputs(yaml, cf), fclose(cf);
-        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
-        jl = fopen(path, state.step ? "a" : "w");
-        snprintf(path, sizeof path, "%s/metrics.tsv", cfg->out);
-        tsv = fopen(path, state.step ? "a" : "w");
-        if (!jl || !tsv) {
-            fprintf(stderr, "pmf_train: cannot write metrics in '%s'\n", cfg->out);
-            return 1;
-        }
-        if (!state.step) fprintf(tsv, "# step\tloss\tloss_u\tloss_v\tgrad_norm\tlr\n");
-    }
-
-    Arena arena, step_arena;
-    arena_init(&arena, 64 << 20);
-    arena_init(&step_arena, 8 << 20);
-    Tape tp, stp;
-    tape_init(&tp, &arena);
-    tape_init(&stp, &step_arena);
-    PmfObjective obj = cfg->objective;
-    obj.perceptual = hooks.perceptual, obj.perceptual_ctx = hooks.perceptual_ctx;
-    int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
-    int *order = core_malloc((size_t)data.n * sizeof(int), "epoch order");
-    float *xb = core_malloc((size_t)BL * numel * sizeof(float), "batch");
-    int *yb = core_malloc((size_t)BL * sizeof(int), "batch labels");
-    int64_t order_epoch = -1;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    int tty = lead && isatty(fileno(stdout));
-    if (lead)
-        printf("pmf_train: %" PRId64 " steps of batch %d (micro-batch %d), %s, lr %g, %d threads -> %s\n", total, B, MB,
-               cfg->optimizer, cfg->learning_rate, core_threads(), cfg->out);
-    if (lead && world > 1)
-        printf("pmf_train: %d ranks (MPI), %d images per rank per step, gradients all-reduced (%.1f MB), watchdog %g s\n",
-               world, BL, model.ps.total * 4.0 / 1048576.0, pmf_dist_timeout());
-    double t_start = core_now(), t_log = t_start;
-    // Phase times, summed over every step but the run's first (which also allocates the arena).
-    double sec_guid = 0, sec_jvp = 0, sec_back = 0, sec_opt = 0, sec_comm = 0;
-    int64_t first_step = state.step, timed_steps = 0;
-    int64_t step_log = state.step;
-    int rc = 0, stop = 0;   // stop: a signal reached some rank (all ranks agree, after a step)
-    while (state.step < total && !stop) {
-        int64_t step = state.step;
-        // Batch: this rank's rows rank, rank + world, ... of rows [i*B, (i+1)*B) of the epoch's
-        // order (the stream deals its images to ranks the same way).
-        if (stream) {
-            if (ds_stream_next(stream, xb, yb32)) {
-                fprintf(stderr, "\npmf_train: step %" PRId64 ": %s\n", step + 1, core_last_error());
-                rc = 1;
-                break;
-            }
-            for (int b = 0; b < BL; b++) {
-                if (yb32[b] < 0 || yb32[b] >= mc->num_classes) {
-                    fprintf(stderr, "\npmf_train: label %d in '%s' is outside the model's %d classes (model.num_classes)\n",
-                            yb32[b], cfg->data, mc->num_classes);
-                    rc = 1;
-                    break;
-                }
-                yb[b] = yb32[b];
-            }
-            if (rc) break;
-            DsStreamPos pos = ds_stream_tell(stream);
-            state.data_epoch = pos.epoch, state.data_index = pos.index;
-        } else {
-            int64_t epoch = step / steps_per_epoch, first = (step % steps_per_epoch) * B;
-            if (epoch != order_epoch) epoch_order(order, data.n, cfg->seed, epoch), order_epoch = epoch;
-            for (int b = 0; b < BL; b++) {
-                int i = order[first + rank + b * world];
-                memcpy(xb + (size_t)b * numel, data.images + (size_t)i * numel, (size_t)numel * sizeof(float));
-                yb[b] = data.labels[i];
-            }
-        }
-        // Sample (t, r), conditions and noise for the whole global batch at once; the ranks take
-        // their rows and the micro-batches slices of those, so N ranks of K micro-batches see
-        // exactly what one batch of N K times the size sees.
-        tape_reset(&stp);
-        Rng noise;
-        rng_init(&noise, cfg->seed ^ STREAM_NOISE);
-        noise.offset = (uint64_t)step << 32;
-        PmfStepNoise all;
-        pmf_draw_noise(&stp, &noise, &obj, mc, B, &all);
-        all.step = step;
-        PmfStepNoise my = noise_rows(&stp, &all, numel, rank, world);
-        // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
-        params_zero_grad(&model.ps);
-        double loss = 0, lu = 0, lv = 0;
-        for (int m0 = 0; m0 < BL; m0 += MB) {
-            tape_reset(&tp);
-            PmfStepNoise part_n = {MB, my.e + (size_t)m0 * numel, my.t + m0, my.r + m0, my.t_min + m0,
-                                   my.t_max + m0, my.omega + m0, my.fm + m0, my.drop + m0, step, my.row + m0};
-            PmfLoss L = pmf_loss(&tp, &model, &obj, xb + (size_t)m0 * numel, yb + m0, &part_n);
-            float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole global batch
-            double tb = core_now();
-            tape_backward(&tp, L.loss, &seed_grad);
-            if (step > first_step) sec_guid += L.seconds_guidance, sec_jvp += L.seconds_jvp, sec_back += core_now() - tb;
-            loss += L.loss->data[0] * seed_grad;
-            for (int i = 0; i < MB; i++) lu += L.L_u[i], lv += L.L_v[i];
-        }
-        // All-reduce: the sum over ranks of their shares is the global batch's gradient (and
-        // loss); every rank then holds the same bits. A signal on any rank stops all of them
-        // after this step.
-        double tc = core_now(), sums[4] = {loss, lu, lv, stop_requested != 0};
-        pmf_dist_sum_f32(model.ps.grad, model.ps.total, "the gradient all-reduce");
-        pmf_dist_sum_f64(sums, 4, "the loss all-reduce");
-        loss = sums[0], lu = sums[1], lv = sums[2], stop = sums[3] > 0;
-        if (step > first_step) sec_comm += core_now() - tc;
-        double gnorm = 0;
-        const char *bad = !isfinite(loss) ? "the loss" : nonfinite_grad(&model.ps, &gnorm);
-        if (bad) {
-            fprintf(stderr, "\npmf_train: step %" PRId64 ": non-finite value in %s%s; stopping, the last checkpoint (%s) is untouched\n",
-                    step + 1, strcmp(bad, "the loss") ? "the gradient of " : "", bad, ckpt);
-            rc = 1;
-            break;
-        }
-        // Optimizer step and EMAs.
-        float lr = learning_rate(cfg, step, total, steps_per_epoch);
-        double to = core_now();
-        if (use_muon) muon.lr = lr, muon_step(&muon, &model.ps);
-        else adamw.lr = lr, adamw_step(&adamw, &model.ps);
-        if (step > first_step) sec_opt += core_now() - to, timed_steps++;
-        state.step = step + 1;
-        pmf_ema_update(&ema, &model.ps, state.step, B);
-        // Log.
-        lu /= (double)B * numel, lv /= (double)B * numel;
-        if (lead) {
-            fprintf(jl, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"loss_u\": %.9g, \"loss_v\": %.9g, \"grad_norm\": %.9g, \"lr\": %.9g}\n",
-                    state.step, loss, lu, lv, gnorm, lr);
-            fprintf(tsv, "%" PRId64 "\t%.9g\t%.9g\t%.9g\t%.9g\t%.9g\n", state.step, loss, lu, lv, gnorm, lr);
-        }
-        if (lead && (state.step == 1 || state.step % cfg->log_per_step == 0 || state.step == total)) {
-            fflush(jl), fflush(tsv);
-            double now = core_now(), ips = (state.step - step_log) * (double)B / fmax(now - t_log, 1e-9);
-            double eta = (total - state.step) * (double)B / fmax(ips, 1e-9);
-            printf("%sstep %" PRId64 "/%" PRId64 "  loss_u %.7g  loss_v %.7g  |g| %.3g  %.1f img/s  ETA %.0fs%s", tty ? "\r" : "",
-                   state.step, total, lu, lv, gnorm, ips, eta, tty ? "   " : "\n");
-            fflush(stdout);
-            if (state.step == 1)
-                printf("%spmf_train: memory: arena peak %.1f MB, parameters+grads+optimizer+EMAs %.1f MB, max RSS %.0f MB\n",
-                       tty ? "\n" : "", (arena.peak + step_arena.peak) / 1048576.0,
-                       model.ps.total * 4.0 * (4 + ema.n) / 1048576.0, rss_mb());
-            t_log = now, step_log = state.step;
-        }
-        if (cfg->checkpoint_per_step && state.step % cfg->checkpoint_per_step == 0 && state.step < total) {
-            if (!same_on_all_ranks(&state, world, NULL)) {
-                rc = 1;
-                break;
-            }
-            if (lead && pmf_checkpoint_save(ckpt, &state)) fprintf(stderr, "\npmf_train: checkpoint failed: %s\n", core_last_error());
-        }
-        if (lead && cfg->sample_per_step && state.step % cfg->sample_per_step == 0) {
-            snprintf(path, sizeof path, "%s/samples_%06" PRId64 ".png", cfg->out, state.step);
-            if (write_samples(path, &model, &tp, cfg, ema.params[0], 10)) fprintf(stderr, "\npmf_train: %s\n", core_last_error());
-        }
-    }
-    if (tty) printf("\n");
-    uint64_t hash = 0;
-    if (rc == 0 && !same_on_all_ranks(&state, world, &hash)) rc = 1;
-    if (rc == 0 && lead) {
-        if (world > 1)
-            printf("pmf_train: parameters, optimizer state and EMAs identical on all %d ranks (hash %016" PRIx64 ")\n", world, hash);
-        if (stop) printf("pmf_train: stopped by a signal at step %" PRId64 "; saving a checkpoint to resume from\n", state.step);
-        if (pmf_checkpoint_save(ckpt, &state)) {
-            fprintf(stderr, "pmf_train: checkpoint failed: %s\n", core_last_error());
-            rc = 1;
-        } else printf("pmf_train: checkpoint %s (step %" PRId64 ")\n", ckpt, state.step);
-        snprintf(path, sizeof path, "%s/samples.png", cfg->out);
-        if (write_samples(path, &model, &tp, cfg, ema.params[0], 10) == 0) printf("pmf_train: samples (EMA %g kimg) %s\n", ema.halflife_kimg[0], path);
-        snprintf(path, sizeof path, "%s/samples_raw.png", cfg->out);
-        write_samples(path, &model, &tp, cfg, NULL, 10);
-        fclose(jl), fclose(tsv);
-        jl = tsv = NULL;
-        plot_losses(cfg->out);
-        printf("pmf_train: %.1f s, %.1f img/s overall\n", core_now() - t_start,
-               (state.step - first_step) * (double)B / fmax(core_now() - t_start, 1e-9));
-        if (timed_steps > 0) {
-            double k = 1e3 / timed_steps, tot = sec_guid + sec_jvp + sec_back + sec_opt + sec_comm;
-            printf("pmf_train: mean step (batch %d, %" PRId64 " steps): guidance forward %.0f ms, forward with tangents + loss %.0f ms, "
-                   "backward %.0f ms, optimizer %.0f ms, all-reduce %.0f ms; %.1f img/s in these phases; arena peak %.0f MB\n",
-                   B, timed_steps, sec_guid * k, sec_jvp * k, sec_back * k, sec_opt * k, sec_comm * k,
-                   B * timed_steps / fmax(tot, 1e-9), (arena.peak + step_arena.peak) / 1048576.0);
-        }
-    }
-    if (jl) fclose(jl);
-    if (tsv) fclose(tsv);
-    if (stream) ds_stream_close(stream);
-    pmf_perceptual_close(percep);
-    free(yb32);
-    free(order), free(xb), free(yb), free(yaml), free(data.images), free(data.labels);
-    tape_free(&tp), tape_free(&stp);
-    arena_free(&arena), arena_free(&step_arena);
-    pmf_ema_free(&ema);
-    if (use_muon) muon_free(&muon);
-    else adamw_free(&adamw);
-    pmf_model_free(&model);
-    return rc;
+int pmf_train(PmfTrainConfig *cfg) {
+    PmfRun *r = pmf_run_open(cfg);
+    int rc = r ? 0 : -1;
+    while (rc == 0 && !pmf_run_done(r))
+        if (pmf_run_step(r) || pmf_run_log(r)) rc = -1;
+    if (rc == 0) rc = pmf_run_finish(r);
+    if (rc) fprintf(stderr, "\npmf_train: %s\n", core_last_error());
+    pmf_run_close(r);
+    return rc ? 1 : 0;
 }

@@ -61,7 +61,7 @@ static int worker(int argc, char **argv) {
         }
         if (strcmp(argv[6], "-")) snprintf(c.load_from, sizeof c.load_from, "%s", argv[6]);
         c.mpi_timeout = (float)atof(argv[8]);   // the config key training.mpi_timeout
-        rc = pmf_train_run(&c, 0);
+        rc = pmf_train(&c);
         if (rc && pmf_dist_world() > 1) pmf_dist_abort(rc, "training failed on this rank (see above)");
     } else if (argc == 5 && !strcmp(argv[2], "same")) {
         uint64_t v = strtoull(argv[3 + (pmf_dist_rank() & 1)], NULL, 10);
@@ -172,7 +172,7 @@ START_TEST(two_ranks_reach_one_ranks_parameters) {
     PmfTrainConfig c;
     ck_assert_msg(small_config(&c, a, 5, 8, 0) == 0, "%s", core_last_error());   // 1 rank, batch 8, in this process (no MPI_Init: one rank)
     ck_assert_int_eq(pmf_dist_world(), 1);
-    ck_assert_msg(pmf_train_run(&c, 0) == 0, "%s", core_last_error());
+    ck_assert_msg(pmf_train(&c) == 0, "%s", core_last_error());
     snprintf(args, sizeof args, "train '%s' 5 8 - 0 600", b);   // 2 ranks, batch 4 each
     expect_run_ok(args, log);
     PmfModel init;

@@ -18,6 +18,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 
 static void small_config(PmfTrainConfig *c, const char *out, const char *optimizer, int steps, int batch, int micro) {
     char v[64];
@@ -52,7 +55,7 @@ static void small_config(PmfTrainConfig *c, const char *out, const char *optimiz
     ck_assert_msg(pmf_train_config_finish(c) == 0, "%s", core_last_error());
 }
 
-static void run_ok(PmfTrainConfig *c) { ck_assert_msg(pmf_train_run(c, 0) == 0, "pmf_train_run failed: %s", core_last_error()); }
+static void run_ok(PmfTrainConfig *c) { ck_assert_msg(pmf_train(c) == 0, "pmf_train failed: %s", core_last_error()); }
 
 // Every tensor of two checkpoints, bit for bit; returns how many tensors were compared.
 static int same_checkpoints(const char *a, const char *b) {
@@ -269,6 +272,69 @@ START_TEST(perceptual_terms_share_one_crop) {
 }
 END_TEST
 
+// Every stage of a run can fail, and each failure frees all that the earlier stages opened (the
+// ASan build checks for leaks right here) and names the stage.
+START_TEST(failure_at_each_stage_frees_everything) {
+    const char *stages[] = {"data", "perceptual", "model", "resume", "stream", "memory", "outputs", "step", "finish"};
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        PmfTrainConfig c;
+        small_config(&c, "/tmp/pmf_fault_run", "muon", 2, 4, 2);
+        ck_assert(pmf_train_config_set(&c, "model.perceptual", "featnet") == 0);
+        ck_assert(pmf_train_config_finish(&c) == 0);
+        setenv("PMF_TRAIN_FAULT", stages[i], 1);
+        int rc = pmf_train(&c);
+        unsetenv("PMF_TRAIN_FAULT");
+        ck_assert_msg(rc == 1, "a failure injected at '%s' was not reported", stages[i]);
+        ck_assert_msg(strstr(core_last_error(), stages[i]), "stage %s: %s", stages[i], core_last_error());
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    ck_assert_msg(__lsan_do_recoverable_leak_check() == 0, "a failed run leaked memory (see the report above)");
+#endif
+    ck_assert(system("rm -rf /tmp/pmf_fault_run") == 0);
+}
+END_TEST
+
+// The memory plan: with a stated budget (PMF_MEMORY_AVAILABLE) the run picks the largest micro-batch
+// that fits, and refuses,
+// naming the memory it needs, when micro-batch 1 does not fit either.
+START_TEST(memory_plan_picks_a_micro_batch_or_refuses) {
+    ck_assert_int_eq(pmf_memory_pick_micro_batch(8, 8, 100, 10, 20), 4);    // 10 + 20 mb <= 100: mb 4
+    ck_assert_int_eq(pmf_memory_pick_micro_batch(8, 2, 1000, 10, 20), 2);   // never above what was asked
+    ck_assert_int_eq(pmf_memory_pick_micro_batch(6, 6, 75, 10, 20), 3);     // divisors only: 3, not 4
+    ck_assert_int_eq(pmf_memory_pick_micro_batch(8, 8, 20, 10, 20), 0);
+    PmfTrainConfig c;
+    small_config(&c, "/tmp/pmf_plan_run", "muon", 1, 8, 0);
+    // A model whose rows cost tens of MB, so the limits below are far from the process's noise.
+    ck_assert(pmf_train_config_set(&c, "model.dim", "192") == 0 && pmf_train_config_set(&c, "model.heads", "4") == 0);
+    ck_assert(pmf_train_config_set(&c, "model.mlp_hidden", "512") == 0);
+    ck_assert(pmf_train_config_finish(&c) == 0);
+    unsetenv("PMF_MEMORY_AVAILABLE");
+    PmfRun *r = pmf_run_open(&c);
+    ck_assert_msg(r != NULL, "%s", core_last_error());
+    PmfMemoryPlan p = *pmf_run_memory_plan(r);
+    pmf_run_close(r);
+    printf("  memory plan: %.1f MB + %.1f MB per row of arena, %.1f MB other, %.1f MB resident; micro-batch %d\n",
+           p.intercept / 1048576.0, p.per_row / 1048576.0, p.other / 1048576.0, p.resident / 1048576.0, p.micro_batch);
+    ck_assert_msg(p.per_row > ((int64_t)4 << 20), "per-row cost %lld bytes", (long long)p.per_row);
+    ck_assert_int_eq(p.micro_batch, 8);
+    char lim[64];
+    snprintf(lim, sizeof lim, "%lld", (long long)(p.other + p.intercept + p.per_row * 5));
+    setenv("PMF_MEMORY_AVAILABLE", lim, 1);   // room for 5 rows: micro-batches of 4
+    r = pmf_run_open(&c);
+    ck_assert_msg(r != NULL, "%s", core_last_error());
+    int mb = pmf_run_memory_plan(r)->micro_batch;
+    pmf_run_close(r);
+    ck_assert_msg(mb == 4, "with room for 5 rows the plan chose micro-batch %d", mb);
+    snprintf(lim, sizeof lim, "%lld", (long long)(p.other / 2));
+    setenv("PMF_MEMORY_AVAILABLE", lim, 1);
+    r = pmf_run_open(&c);
+    unsetenv("PMF_MEMORY_AVAILABLE");
+    ck_assert_msg(r == NULL, "the run opened without memory for one row");
+    ck_assert_msg(strstr(core_last_error(), "not enough memory") && strstr(core_last_error(), "GB"), "%s", core_last_error());
+    ck_assert(system("rm -rf /tmp/pmf_plan_run") == 0);
+}
+END_TEST
+
 START_TEST(missing_perceptual_weights_stop_the_run) {
     const char *cases[][3] = {
         {"lpips", "model.perceptual_weights", "convert_weights.py vgg16"},
@@ -284,7 +350,7 @@ START_TEST(missing_perceptual_weights_stop_the_run) {
         small_config(&c, out, "muon", 1, 4, 0);
         ck_assert(pmf_train_config_set(&c, "model.perceptual", cases[i][0]) == 0);
         ck_assert(pmf_train_config_set(&c, cases[i][1], w) == 0);
-        ck_assert_msg(pmf_train_run(&c, 0) != 0, "%s trained without its weights", cases[i][0]);
+        ck_assert_msg(pmf_train(&c) != 0, "%s trained without its weights", cases[i][0]);
         ck_assert_msg(strstr(core_last_error(), cases[i][2]) && strstr(core_last_error(), "absent.safetensors"),
                       "%s: the error does not name the file and the converter: %s", cases[i][0], core_last_error());
         char p[300];
@@ -372,6 +438,8 @@ int main(void) {
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
     tcase_add_test(tc, missing_perceptual_weights_stop_the_run);
     tcase_add_test(tc, perceptual_terms_share_one_crop);
+    tcase_add_test(tc, failure_at_each_stage_frees_everything);
+    tcase_add_test(tc, memory_plan_picks_a_micro_batch_or_refuses);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
