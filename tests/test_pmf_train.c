@@ -295,8 +295,7 @@ START_TEST(failure_at_each_stage_frees_everything) {
 END_TEST
 
 // The memory plan: with a stated budget (PMF_MEMORY_AVAILABLE) the run picks the largest micro-batch
-// that fits, and refuses,
-// naming the memory it needs, when micro-batch 1 does not fit either.
+// that fits, and refuses, naming the memory it needs, when micro-batch 1 does not fit either.
 START_TEST(memory_plan_picks_a_micro_batch_or_refuses) {
     ck_assert_int_eq(pmf_memory_pick_micro_batch(8, 8, 100, 10, 20), 4);    // 10 + 20 mb <= 100: mb 4
     ck_assert_int_eq(pmf_memory_pick_micro_batch(8, 2, 1000, 10, 20), 2);   // never above what was asked
