@@ -181,6 +181,9 @@ typedef struct PmfSampleArgs {
     const char *grid, *png_dir, *h5;   // outputs (any may be NULL)
     int grid_cols;
 } PmfSampleArgs;
+// Generates a batch at a time (the batch lowered to what fits in memory), writing each batch out:
+// memory does not grow with n. The grid shows the first PMF_SAMPLE_GRID_MAX images.
+#define PMF_SAMPLE_GRID_MAX 256
 int pmf_sample_run(const PmfSampleArgs *a);
 // a with what it leaves open filled in from its checkpoint (what pmf_sample_run will use).
 int pmf_sample_resolve(const PmfSampleArgs *a, PmfSampleArgs *out);

@@ -1,8 +1,9 @@
 // pmf/sample_run.c: the body of pmf_sample. Loads a training checkpoint (its configuration is in
-// the metadata), picks the raw or an EMA copy of the u-path's weights, and generates images in
-// batches with 1 or k network evaluations, writing a PNG grid, one PNG per image, and/or an HDF5
-// file (uint8 NHWC "images" and "labels") for evaluation.
-#include <hdf5.h>
+// the metadata), picks the raw or an EMA copy of the u-path's weights, and generates images a batch
+// at a time with 1 or k network evaluations, writing as it goes: a PNG grid (the first
+// PMF_SAMPLE_GRID_MAX images), one PNG per image, and/or an HDF5 shard (dataset/'s format: uint8
+// NHWC "images" and int32 "labels") for evaluation. Memory stays one batch's whatever n is, and the
+// batch is lowered to what the machine can hold.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataset/dataset.h"
 #include "pmf/pmf.h"
 
 // The checkpoint's stored configuration, parsed by the same loader as a config file.
@@ -35,37 +37,6 @@ static int config_from_checkpoint(const SafeTensors *st, PmfTrainConfig *cfg) {
     return rc;
 }
 
-static int write_h5(const char *path, const float *img, const int *labels, int n, int C, int S) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) {
-        core_set_error("cannot create HDF5 file '%s'", tmp);
-        return -1;
-    }
-    uint8_t *px = core_malloc((size_t)n * C * S * S, "HDF5 pixels");
-    for (int i = 0; i < n; i++)   // NCHW floats in [-1, 1] -> NHWC uint8
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < S * S; k++) {
-                float v = (img[((size_t)i * C + c) * S * S + k] + 1.0f) * 127.5f + 0.5f;
-                px[((size_t)i * S * S + k) * C + c] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
-            }
-    hsize_t dims[4] = {(hsize_t)n, (hsize_t)S, (hsize_t)S, (hsize_t)C}, ldims[1] = {(hsize_t)n};
-    hid_t sp = H5Screate_simple(4, dims, NULL), lsp = H5Screate_simple(1, ldims, NULL);
-    hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t l = H5Dcreate2(f, "labels", H5T_STD_I32LE, lsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t e1 = H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, px);
-    herr_t e2 = H5Dwrite(l, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels);
-    H5Dclose(d), H5Dclose(l), H5Sclose(sp), H5Sclose(lsp);
-    herr_t e3 = H5Fclose(f);
-    free(px);
-    if (e1 < 0 || e2 < 0 || e3 < 0 || rename(tmp, path)) {
-        core_set_error("writing HDF5 file '%s' failed", path);
-        return -1;
-    }
-    return 0;
-}
-
 // What the caller left open (steps 0, omega / interval NAN) comes from the checkpoint's sampling
 // section: the settings the run itself sampled with.
 static PmfSampleArgs sampling_defaults(const PmfSampleArgs *a, const PmfTrainConfig *cfg) {
@@ -87,84 +58,176 @@ int pmf_sample_resolve(const PmfSampleArgs *a, PmfSampleArgs *out) {
     return rc;
 }
 
-int pmf_sample_run(const PmfSampleArgs *args) {
-    SafeTensors st;
-    if (safetensors_open(&st, args->checkpoint)) return -1;
-    PmfTrainConfig cfg;
-    int rc = -1;
-    if (config_from_checkpoint(&st, &cfg)) goto done_st;
-    PmfSampleArgs resolved = sampling_defaults(args, &cfg);
-    const PmfSampleArgs *a = &resolved;
-    PmfConfig mc = cfg.model;
-    mc.with_v_head = 0;   // inference builds the u-path only
-    PmfModel m;
-    pmf_model_init(&m, &mc, 0);
+// The u-path's weights (raw, or EMA k) of a checkpoint into m (initialised with with_v_head 0).
+static int load_weights(const SafeTensors *st, const PmfSampleArgs *a, PmfModel *m) {
     char prefix[16] = "model";
     if (a->ema >= 0) snprintf(prefix, sizeof prefix, "ema%d", a->ema);
-    for (int i = 0; i < m.ps.n; i++) {
-        Tensor *t = &m.ps.tensors[i];
+    for (int i = 0; i < m->ps.n; i++) {
+        Tensor *t = &m->ps.tensors[i];
         char name[300];
         snprintf(name, sizeof name, "%s/%s", prefix, t->name);
-        if (!safetensors_find(&st, name)) {
+        if (!safetensors_find(st, name)) {
             core_set_error("%s: no tensor '%s'%s", a->checkpoint, name, a->ema >= 0 ? " (is there such an EMA? try --ema -1 for the raw weights)" : "");
-            goto done_model;
+            return -1;
         }
-        if (safetensors_read_f32(&st, name, t->ndim, t->shape, t->data)) goto done_model;
+        if (safetensors_read_f32(st, name, t->ndim, t->shape, t->data)) return -1;
     }
-    int n = a->n, classes = mc.num_classes;
-    int64_t numel = (int64_t)mc.channels * mc.img_size * mc.img_size;
-    float *img = core_malloc((size_t)n * numel * sizeof(float), "samples");
-    int *labels = core_malloc((size_t)n * sizeof(int), "sample labels");
-    for (int i = 0; i < n; i++) {
-        int k = a->n_classes ? a->classes[i % a->n_classes] : i % classes;   // class-balanced by default
-        if (k < 0 || k > classes) {
-            core_set_error("class %d outside [0, %d] (%d = unconditional)", k, classes, classes);
-            free(img), free(labels);
-            goto done_model;
+    return 0;
+}
+
+// The largest batch (<= wanted) whose sampling fits in the memory this process may use: the arena
+// bytes of one image, measured by sampling one image of zeros, times the batch, plus its buffers.
+static int fitting_batch(PmfModel *m, const PmfSampleArgs *a, int64_t numel) {
+    Arena arena;
+    arena_init(&arena, 16 << 20);
+    Tape tp;
+    tape_init(&tp, &arena);
+    float *z = core_calloc((size_t)numel, sizeof(float), "sample probe");
+    int label = 0;
+    pmf_sample(&tp, m, z, &label, 1, 1, a->omega, a->t_min, a->t_max);
+    int64_t per_image = (int64_t)arena.peak + (int64_t)arena.peak / 10 + numel * (4 + 1) + 64;
+    free(z);
+    tape_free(&tp);
+    arena_free(&arena);
+    int64_t avail = pmf_memory_available(), grid = (int64_t)PMF_SAMPLE_GRID_MAX * numel * 4;
+    if (avail < 0) return a->batch;
+    int64_t fit = (avail - grid - ((int64_t)128 << 20)) / per_image;
+    if (fit < 1) {
+        core_set_error("not enough memory to sample one image: about %.2f GB needed, %.2f GB available",
+                       (per_image + grid) / 1073741824.0, avail / 1073741824.0);
+        return 0;
+    }
+    return fit < a->batch ? (int)fit : a->batch;
+}
+
+// NCHW floats in [-1, 1] -> NHWC uint8, rounded as the torch evaluation does (spec 9).
+static void to_u8(const float *img, int n, int C, int S, uint8_t *px) {
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < S * S; k++) {
+                float v = (img[((size_t)i * C + c) * S * S + k] + 1.0f) * 127.5f;
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                px[((size_t)i * S * S + k) * C + c] = (uint8_t)(v + 0.5f);
+            }
+}
+
+// Where one batch's images go: the grid buffer, PNG files, the HDF5 shard.
+typedef struct SampleSinks {
+    float *grid;           // the first grid_n images, NCHW
+    int grid_n;
+    DsShardWriter *h5;
+    uint8_t *px;           // one batch, NHWC uint8
+    int32_t *labels32;
+} SampleSinks;
+
+static int write_batch(SampleSinks *o, const PmfSampleArgs *a, const PmfConfig *mc, const float *img,
+                       const int *labels, int b0, int B) {
+    int S = mc->img_size, C = mc->channels;
+    int64_t numel = (int64_t)C * S * S;
+    for (int i = b0; i < b0 + B && i < o->grid_n; i++)
+        memcpy(o->grid + (size_t)i * numel, img + (size_t)(i - b0) * numel, (size_t)numel * sizeof(float));
+    if (!a->png_dir && !o->h5) return 0;
+    to_u8(img, B, C, S, o->px);
+    for (int i = 0; i < B; i++) o->labels32[i] = labels[i];
+    if (o->h5 && ds_shard_writer_add(o->h5, o->px, o->labels32, B)) return -1;
+    for (int i = 0; a->png_dir && i < B; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%06d_class%d.png", a->png_dir, b0 + i, labels[i]);
+        if (pmf_png_write(path, o->px + (size_t)i * numel, S, S, C)) return -1;
+    }
+    return 0;
+}
+
+// Image i's class: cycled through the given classes, else class-balanced over every class.
+static int image_class(const PmfSampleArgs *a, int i, int classes) {
+    return a->n_classes ? a->classes[i % a->n_classes] : i % classes;
+}
+
+static int sample_all(const PmfSampleArgs *a, PmfModel *m, SampleSinks *o) {
+    const PmfConfig *mc = &m->cfg;
+    int n = a->n, classes = mc->num_classes;
+    int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
+    for (int i = 0; i < a->n_classes; i++)
+        if (a->classes[i] < 0 || a->classes[i] > classes) {
+            core_set_error("class %d outside [0, %d] (%d = unconditional)", a->classes[i], classes, classes);
+            return -1;
         }
-        labels[i] = k;
-    }
-    Rng r;
-    rng_init(&r, a->seed);
-    rng_fill_normal(&r, img, n * numel, 0.0f, mc.noise_scale);
+    int batch = fitting_batch(m, a, numel);
+    if (batch < 1) return -1;
+    float *img = core_malloc((size_t)batch * numel * sizeof(float), "samples");
+    int *labels = core_malloc((size_t)batch * sizeof(int), "sample labels");
+    o->px = core_malloc((size_t)batch * numel, "sample pixels");
+    o->labels32 = core_malloc((size_t)batch * sizeof(int32_t), "sample labels");
     Arena arena;
     arena_init(&arena, 64 << 20);
     Tape tp;
     tape_init(&tp, &arena);
     double t0 = core_now();
-    int tty = isatty(2);   // a progress line on a terminal only
-    for (int b0 = 0; b0 < n; b0 += a->batch) {
-        int B = n - b0 < a->batch ? n - b0 : a->batch;
+    int tty = isatty(2), rc = 0;   // a progress line on a terminal only
+    for (int b0 = 0; b0 < n && rc == 0; b0 += batch) {
+        int B = n - b0 < batch ? n - b0 : batch;
+        // Image i's noise is the i-th slice of one seeded stream: the same for any batch size.
+        Rng r;
+        rng_init(&r, a->seed);
+        r.offset = (uint64_t)b0 * (uint64_t)numel;
+        rng_fill_normal(&r, img, B * numel, 0.0f, mc->noise_scale);
+        for (int i = 0; i < B; i++) labels[i] = image_class(a, b0 + i, classes);
         tape_reset(&tp);
-        pmf_sample(&tp, &m, img + (size_t)b0 * numel, labels + b0, B, a->steps, a->omega, a->t_min, a->t_max);
+        pmf_sample(&tp, m, img, labels, B, a->steps, a->omega, a->t_min, a->t_max);
+        rc = write_batch(o, a, mc, img, labels, b0, B);
         double dt = core_now() - t0;
         if (tty) fprintf(stderr, "\rpmf_sample: %d/%d images  %.1f img/s", b0 + B, n, (b0 + B) / (dt > 0 ? dt : 1e-9));
     }
     if (tty) fprintf(stderr, "\n");
-    rc = 0;
-    if (a->grid && pmf_png_grid(a->grid, img, n, mc.channels, mc.img_size, mc.img_size, a->grid_cols) != 0) rc = -1;
-    if (rc == 0 && a->png_dir) {
-        mkdir(a->png_dir, 0755);
-        uint8_t *px = core_malloc((size_t)numel, "png");
-        for (int i = 0; i < n && rc == 0; i++) {
-            for (int64_t k = 0; k < mc.img_size * mc.img_size; k++)
-                for (int c = 0; c < mc.channels; c++) {
-                    float v = (img[(size_t)i * numel + (size_t)c * mc.img_size * mc.img_size + k] + 1.0f) * 127.5f + 0.5f;
-                    px[k * mc.channels + c] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
-                }
-            char path[1200];
-            snprintf(path, sizeof path, "%s/%06d_class%d.png", a->png_dir, i, labels[i]);
-            if (pmf_png_write(path, px, mc.img_size, mc.img_size, mc.channels)) rc = -1;
-        }
-        free(px);
-    }
-    if (rc == 0 && a->h5 && write_h5(a->h5, img, labels, n, mc.channels, mc.img_size)) rc = -1;
     tape_free(&tp);
     arena_free(&arena);
     free(img), free(labels);
-done_model:
-    pmf_model_free(&m);
-done_st:
+    return rc;
+}
+
+int pmf_sample_run(const PmfSampleArgs *args) {
+    SafeTensors st;
+    if (safetensors_open(&st, args->checkpoint)) return -1;
+    PmfTrainConfig cfg;
+    PmfModel m;
+    int has_model = 0, rc = -1;
+    SampleSinks o = {0};
+    PmfSampleArgs resolved;
+    const PmfSampleArgs *a = &resolved;
+    if (config_from_checkpoint(&st, &cfg)) goto done;
+    resolved = sampling_defaults(args, &cfg);
+    PmfConfig mc = cfg.model;
+    mc.with_v_head = 0;   // inference builds the u-path only
+    pmf_model_init(&m, &mc, 0);
+    has_model = 1;
+    if (load_weights(&st, a, &m)) goto done;
+    int64_t numel = (int64_t)mc.channels * mc.img_size * mc.img_size;
+    if (a->grid) {
+        o.grid_n = a->n < PMF_SAMPLE_GRID_MAX ? a->n : PMF_SAMPLE_GRID_MAX;
+        o.grid = core_malloc((size_t)o.grid_n * numel * sizeof(float), "sample grid");
+    }
+    if (a->png_dir && mkdir(a->png_dir, 0755) && access(a->png_dir, W_OK)) {
+        core_set_error("cannot create the folder '%s'", a->png_dir);
+        goto done;
+    }
+    if (a->h5) {
+        char source[1100];
+        snprintf(source, sizeof source, "pmf_sample:%s", a->checkpoint);
+        DsShardMeta meta = {mc.img_size, mc.channels, 0, source, "none", 0, NULL};
+        if (!(o.h5 = ds_shard_writer_open(a->h5, &meta))) goto done;
+    }
+    if (sample_all(a, &m, &o)) goto done;
+    if (o.h5) {
+        DsShardWriter *w = o.h5;
+        o.h5 = NULL;
+        if (ds_shard_writer_finish(w)) goto done;
+    }
+    if (o.grid && pmf_png_grid(a->grid, o.grid, o.grid_n, mc.channels, mc.img_size, mc.img_size, a->grid_cols)) goto done;
+    rc = 0;
+done:
+    if (o.h5) ds_shard_writer_abort(o.h5);
+    free(o.grid), free(o.px), free(o.labels32);
+    if (has_model) pmf_model_free(&m);
     safetensors_close(&st);
     return rc;
 }
