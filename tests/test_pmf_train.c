@@ -124,6 +124,38 @@ START_TEST(resume_is_bit_exact_from_shards) {
 }
 END_TEST
 
+// Sample grids stay 10 classes x 10 images whatever the label table holds: a model of 1000 classes
+// trained on shards writes samples.png of 10 x 10 tiles (32 + 2 pixels each, 2 of border).
+START_TEST(grid_of_a_1000_class_model_stays_small) {
+    char dir[] = "/tmp/pmf_grid_shards_XXXXXX";
+    ck_assert(mkdtemp(dir) != NULL);
+    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, 16, 1, 0, 1};
+    DsPrepareStats ps;
+    ck_assert_msg(ds_prepare(&pc, &ps) == 0, "%s", core_last_error());
+    char out[300];
+    snprintf(out, sizeof out, "%s/run", dir);
+    PmfTrainConfig c;
+    small_config(&c, out, "muon", 1, 4, 0);
+    ck_assert(pmf_train_config_set(&c, "dataset.root", dir) == 0);
+    ck_assert(pmf_train_config_set(&c, "model.num_classes", "1000") == 0);
+    ck_assert_msg(pmf_train_config_finish(&c) == 0, "%s", core_last_error());
+    ck_assert_int_eq(c.model.num_classes, 1000);
+    run_ok(&c);
+    char png[400];
+    snprintf(png, sizeof png, "%s/samples.png", out);
+    FILE *f = fopen(png, "rb");
+    ck_assert_msg(f != NULL, "no %s", png);
+    unsigned char h[24];
+    ck_assert(fread(h, 1, 24, f) == 24);
+    fclose(f);
+    unsigned w = (unsigned)h[16] << 24 | h[17] << 16 | h[18] << 8 | h[19], ht = (unsigned)h[20] << 24 | h[21] << 16 | h[22] << 8 | h[23];
+    ck_assert_msg(w == 10 * 34 + 2 && ht == 10 * 34 + 2, "grid %ux%u, expected 342x342 (10 x 10 tiles)", w, ht);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert(system(cmd) == 0);
+}
+END_TEST
+
 // The "model/" tensors of a checkpoint, in the store's order of `like`.
 static float *read_model(const char *path, const ParamStore *like) {
     SafeTensors st;
@@ -437,6 +469,7 @@ int main(void) {
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
     tcase_add_test(tc, missing_perceptual_weights_stop_the_run);
     tcase_add_test(tc, perceptual_terms_share_one_crop);
+    tcase_add_test(tc, grid_of_a_1000_class_model_stays_small);
     tcase_add_test(tc, failure_at_each_stage_frees_everything);
     tcase_add_test(tc, memory_plan_picks_a_micro_batch_or_refuses);
     suite_add_tcase(s, tc);
