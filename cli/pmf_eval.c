@@ -42,6 +42,12 @@ static void usage(void) {
             "  --log FILE          append one JSON line with the result\n"
             "  --no-progress       no progress bar\n"
             "  --hash-weights      deterministic random Inception weights (smoke tests; the number means nothing)\n"
+            "  --fd-only           only the Frechet distance: no KID, precision/recall (which keep every\n"
+            "                      feature vector and compare every pair) and class accuracy\n"
+            "with --fid on two image sets (PATH1 generated, PATH2 the reference) pmf_eval also prints KID\n"
+            "(100 subsets of 1000), precision and recall (k = 3), and with --features featnet the share of\n"
+            "PATH1's samples the featnet classifies as the class they were generated for (labels from an\n"
+            "HDF5 file's 'labels' or PNG names ending _class<k>.png)\n"
             "from a checkpoint (PATH1 = CKPT.safetensors):\n"
             "  --n N               samples to generate (default 10000)      --omega W   CFG scale\n"
             "  --t-min A --t-max B guidance interval                         --steps K   NFE\n"
@@ -59,6 +65,7 @@ typedef struct Args {
     EvalRunConfig run;
     PmfSampleArgs gen;         // PATH1 a checkpoint: what to generate
     const char *floor_path;
+    int fd_only;               // skip KID and precision/recall (they keep every feature vector)
 } Args;
 
 // ---------------------------------------------------------------------------------------------
@@ -72,7 +79,6 @@ typedef struct FeatnetRunner {
 // px (n, H, W, C) uint8 -> gray (BT.601 luma for RGB) in [-1, 1], resized to 32 x 32 (bicubic,
 // antialiased, as pmf_lpips) when needed -> the featnet's 128-d feature vector.
 static int featnet_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat, float *logits) {
-    (void)logits;
     FeatnetRunner *r = ctx;
     tape_reset(&r->tp);
     int shape[4] = {n, 1, H, W};
@@ -85,8 +91,9 @@ static int featnet_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, 
             x->data[i * HW + k] = v / 127.5f - 1.0f;
         }
     if (H != FEATNET_SIZE || W != FEATNET_SIZE) x = op_resize(&r->tp, x, FEATNET_SIZE, FEATNET_SIZE, RESIZE_BICUBIC, 1);
-    Tensor *f = featnet_features(&r->tp, &r->net, x);
+    Tensor *f = NULL, *z = featnet_forward(&r->tp, &r->net, x, NULL, &f);   // logits: the class it sees
     memcpy(feat, f->data, (size_t)n * FEATNET_FEATURE_DIM * sizeof(float));
+    if (logits) memcpy(logits, z->data, (size_t)n * FEATNET_CLASSES * sizeof(float));
     tape_reset(&r->tp);
     return 0;
 }
@@ -123,6 +130,7 @@ static int parse(int argc, char **argv, Args *a) {
         else if (!strcmp(f, "--log") && has1) a->log = argv[++i];
         else if (!strcmp(f, "--no-progress")) a->run.progress = 0;
         else if (!strcmp(f, "--hash-weights")) a->hash_weights = 1;
+        else if (!strcmp(f, "--fd-only")) a->fd_only = 1;
         else if (!strcmp(f, "--n") && has1) a->gen.n = atoi(argv[++i]);
         else if (!strcmp(f, "--omega") && has1) a->gen.omega = (float)atof(argv[++i]);
         else if (!strcmp(f, "--t-min") && has1) a->gen.t_min = (float)atof(argv[++i]);
@@ -179,7 +187,7 @@ static int lazy_open(LazyNet *l) {
         arena_init(&l->fr.arena, 16 << 20);
         tape_init(&l->fr.tp, &l->fr.arena);
         tape_set_recording(&l->fr.tp, 0);
-        l->real = (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, 0, featnet_fn, &l->fr};
+        l->real = (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, FEATNET_CLASSES, featnet_fn, &l->fr};
     } else {
         inception_init(&l->inc);
         if (a->hash_weights) {
@@ -213,8 +221,44 @@ static void lazy_close(LazyNet *l) {
     }
 }
 
+// What the feature vectors themselves give, next to the Frechet distance (issue: KID, precision and
+// recall, and whether the featnet sees the class each sample was asked for).
+typedef struct ExtraMetrics {
+    int has_kid, has_pr, has_acc;
+    double kid, kid_std, precision, recall, accuracy;
+    int64_t acc_n;
+} ExtraMetrics;
+
+// PATH1 is the generated set, PATH2 the reference. Needs both sets' features (not .npz statistics).
+static int extra_metrics(const Args *a, const EvalRunResult *gen, const EvalRunResult *ref, int dim, ExtraMetrics *x) {
+    memset(x, 0, sizeof *x);
+    if (gen->features && ref->features && !a->fd_only) {
+        if (eval_kid(gen->features, gen->n_images, ref->features, ref->n_images, dim, 100, 1000, 0, &x->kid, &x->kid_std))
+            return -1;
+        if (eval_precision_recall(ref->features, ref->n_images, gen->features, gen->n_images, dim, 3, &x->precision,
+                                  &x->recall))
+            return -1;
+        x->has_kid = x->has_pr = 1;
+    }
+    // Class accuracy: the featnet's argmax against the label each sample was generated for.
+    if (gen->predicted && gen->labels && !strcmp(a->features, "featnet")) {
+        int64_t hit = 0;
+        for (int64_t i = 0; i < gen->n_images; i++) hit += gen->predicted[i] == gen->labels[i];
+        x->accuracy = (double)hit / (double)gen->n_images, x->acc_n = gen->n_images, x->has_acc = 1;
+    }
+    return 0;
+}
+
+static void print_extra(const ExtraMetrics *x, const char *featnet_weights) {
+    if (x->has_kid) printf("KID: %.9g +- %.3g (100 subsets of up to 1000, cubic kernel)\n", x->kid, x->kid_std);
+    if (x->has_pr) printf("precision: %.7g  recall: %.7g (k = 3)\n", x->precision, x->recall);
+    if (x->has_acc)
+        printf("class accuracy: %.7g (%lld samples, featnet %s)\n", x->accuracy, (long long)x->acc_n,
+               featnet_weights ? featnet_weights : "featnet_fmnist");
+}
+
 static void log_json(const Args *a, const char *metric, double value, const EvalRunResult *r1, const EvalRunResult *r2,
-                     const EvalFrechet *fr, double seconds) {
+                     const EvalFrechet *fr, const ExtraMetrics *x, double seconds) {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "metric", json_object_new_string(metric));
     json_object_object_add(o, "value", json_object_new_double(value));
@@ -239,6 +283,15 @@ static void log_json(const Args *a, const char *metric, double value, const Eval
         json_object_object_add(o, "is_std", json_object_new_double(r1->is_std));
         json_object_object_add(o, "is_splits", json_object_new_int(a->splits));
     }
+    if (x && x->has_kid) {
+        json_object_object_add(o, "kid", json_object_new_double(x->kid));
+        json_object_object_add(o, "kid_std", json_object_new_double(x->kid_std));
+    }
+    if (x && x->has_pr) {
+        json_object_object_add(o, "precision", json_object_new_double(x->precision));
+        json_object_object_add(o, "recall", json_object_new_double(x->recall));
+    }
+    if (x && x->has_acc) json_object_object_add(o, "class_accuracy", json_object_new_double(x->accuracy));
     json_object_object_add(o, "seconds", json_object_new_double(seconds));
     FILE *f = fopen(a->log, "a");
     if (!f) fprintf(stderr, "pmf_eval: cannot append to log '%s'\n", a->log);
@@ -260,7 +313,7 @@ int main(int argc, char **argv) {
     int use_featnet = !strcmp(a.features, "featnet");
     // The network is loaded on the first batch of images: two statistics files need none.
     LazyNet lazy = {.a = &a, .use_featnet = use_featnet};
-    EvalFeatureNet net = use_featnet ? (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, 0, lazy_fn, &lazy}
+    EvalFeatureNet net = use_featnet ? (EvalFeatureNet){"featnet", FEATNET_FEATURE_DIM, FEATNET_CLASSES, lazy_fn, &lazy}
                                      : (EvalFeatureNet){"inception", INCEPTION_FEATURE_DIM, INCEPTION_N_LOGITS, lazy_fn, &lazy};
     const char *metric = use_featnet ? "FD-featnet" : (a.hash_weights ? "FID(hash-weights)" : "FID");
     // A checkpoint as PATH1: generate its samples into a temporary HDF5 file first (pmf/).
@@ -295,6 +348,8 @@ int main(int argc, char **argv) {
     memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
     EvalRunConfig c1 = a.run;
     c1.is_splits = a.is ? a.splits : 0;
+    c1.keep_features = !strcmp(a.mode, "fid");
+    a.run.keep_features = !strcmp(a.mode, "fid") && !a.fd_only;
     if (eval_stats_from_path(a.path1, &net, &c1, &r1)) {
         fprintf(stderr, "pmf_eval: %s\n", core_last_error());
         rc = 1;
@@ -314,6 +369,12 @@ int main(int argc, char **argv) {
                 rc = 1;
             } else {
                 printf("%s: %.10g\n", metric, fr.distance);
+                ExtraMetrics extra;
+                if (extra_metrics(&a, &r1, &r2, net.dim, &extra)) {
+                    fprintf(stderr, "pmf_eval: %s\n", core_last_error());
+                    rc = 1;
+                }
+                print_extra(&extra, a.featnet_weights);
                 if (fr.n_negative)
                     printf("  (%d eigenvalues below 0, down to %.3g, were clamped to 0)\n", fr.n_negative, fr.most_negative);
                 if (r1.has_is) printf("IS: %.8g +- %.8g (%d splits, %s)\n", r1.is_mean, r1.is_std, a.splits, a.path1);
@@ -327,7 +388,7 @@ int main(int argc, char **argv) {
                     } else printf("%s floor (%s vs %s): %.10g\n", metric, a.floor_path, a.path2, ff.distance);
                     eval_run_result_free(&rf);
                 }
-                if (a.log) log_json(&a, metric, fr.distance, &r1, &r2, &fr, core_now() - t0);
+                if (a.log) log_json(&a, metric, fr.distance, &r1, &r2, &fr, &extra, core_now() - t0);
             }
         }
     } else if (rc == 0 && !strcmp(a.mode, "save-stats")) {
@@ -337,11 +398,11 @@ int main(int argc, char **argv) {
         } else {
             printf("pmf_eval: %s statistics of %lld images -> %s\n", net.name, (long long)r1.n_images, a.path2);
             if (r1.has_is) printf("IS: %.8g +- %.8g (%d splits)\n", r1.is_mean, r1.is_std, a.splits);
-            if (a.log) log_json(&a, "stats", (double)r1.n_images, &r1, NULL, NULL, core_now() - t0);
+            if (a.log) log_json(&a, "stats", (double)r1.n_images, &r1, NULL, NULL, NULL, core_now() - t0);
         }
     } else if (rc == 0) {
         printf("IS: %.8g +- %.8g (%d splits, %lld images)\n", r1.is_mean, r1.is_std, a.splits, (long long)r1.n_images);
-        if (a.log) log_json(&a, "IS", r1.is_mean, &r1, NULL, NULL, core_now() - t0);
+        if (a.log) log_json(&a, "IS", r1.is_mean, &r1, NULL, NULL, NULL, core_now() - t0);
     }
     eval_run_result_free(&r1), eval_run_result_free(&r2);
     if (gen_path[0]) unlink(gen_path);

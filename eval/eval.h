@@ -90,6 +90,21 @@ void eval_is_free(EvalIsAcc *a);
 int eval_inception_score(const float *logits, int64_t n, int classes, int splits, double *mean, double *std);
 
 // ---------------------------------------------------------------------------------------------
+// Metrics on the feature vectors themselves (eval/metrics.c).
+// KID: unbiased MMD^2 with the cubic polynomial kernel (x.y / dim + 1)^3 over `subsets` random
+// subsets of subset_size rows of each set (both capped at the smaller set), drawn from `seed`;
+// mean and population std over subsets (torch-fidelity's defaults: 100 subsets of 1000). With one
+// subset of every row the value is exact (MMD does not depend on the order).
+int eval_kid(const float *a, int64_t na, const float *b, int64_t nb, int dim, int subsets, int subset_size, uint64_t seed,
+             double *mean, double *std);
+// Precision and recall with k-NN manifolds (Kynkaanniemi et al. 2019, k = 3 in the paper): a sample
+// is inside a set's manifold when its distance to some member is <= that member's distance to its
+// own k-th nearest neighbour (itself excluded). precision: share of fake inside real's manifold;
+// recall: share of real inside fake's.
+int eval_precision_recall(const float *real, int64_t nr, const float *fake, int64_t nf, int dim, int k, double *precision,
+                          double *recall);
+
+// ---------------------------------------------------------------------------------------------
 // .npz files (a zip of .npy members): read one float array by name (without ".npy"), write
 // several. Read: npy format 1.0, 2.0 and 3.0 headers, dtype '<f8' or '<f4' (converted to double),
 // C or Fortran order, members stored or deflated (zlib raw inflate), zip64 archives (ADM's
@@ -226,6 +241,10 @@ int64_t eval_source_count(const EvalSource *s);
 // 0 at the end, -1 on error (NULL returned in both cases).
 const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W, int *C);
 const char *eval_source_kind(const EvalSource *s);   // "png-folder" or "hdf5"
+// The class of every image, when the set says it: an HDF5 file's (or each shard's) int32 "labels"
+// (N), or PNG names ending "_class<k>.png" (pmf_sample --png-dir). 0 with *labels (n, malloc'd);
+// 1 with NULL when the set has no labels; -1 with a message on a malformed one.
+int eval_source_labels(EvalSource *s, int32_t **labels);
 void eval_source_close(EvalSource *s);
 
 typedef struct EvalRunConfig {
@@ -233,6 +252,7 @@ typedef struct EvalRunConfig {
     int64_t max_images;   // 0: all
     int progress;         // 1: a progress bar on stderr
     int is_splits;        // > 0: also compute the Inception Score (net->n_logits > 0)
+    int keep_features;    // 1: keep every feature vector, each image's argmax class and the set's labels
 } EvalRunConfig;
 void eval_run_config_default(EvalRunConfig *c);
 
@@ -243,6 +263,10 @@ typedef struct EvalRunResult {
     double is_mean, is_std;
     double seconds;
     int from_npz;         // statistics were read, not computed
+    // With keep_features (NULL otherwise, and for statistics files):
+    float *features;      // (n_images, dim)
+    int32_t *predicted;   // (n_images) argmax of the network's logits (net->n_logits > 0)
+    int32_t *labels;      // (n_images) the set's own labels (eval_source_labels), if it has them
 } EvalRunResult;
 
 // `path`: an .npz of statistics (read as is; its dim must match net->dim), a folder of PNGs, or an

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,6 +197,62 @@ EvalSource *eval_source_open(const char *path) {
 }
 
 int64_t eval_source_count(const EvalSource *s) { return s->n; }
+
+// An HDF5 file's "labels": int32 (n). 1 if it has none.
+static int hdf5_labels(EvalSource *s, int32_t *out) {
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int rc = 1;
+    if (H5Lexists(s->file, "labels", H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(s->file, "labels", H5P_DEFAULT);
+        hid_t sp = d < 0 ? -1 : H5Dget_space(d);
+        hsize_t dims[2] = {0, 0};
+        int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+        if (rank == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
+        if (rank != 1 || dims[0] != (hsize_t)s->n) {
+            core_set_error("eval: '%s': 'labels' must be (%lld), one per image", s->path, (long long)s->n);
+            rc = -1;
+        } else if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+            core_set_error("eval: '%s': reading 'labels' failed", s->path);
+            rc = -1;
+        } else rc = 0;
+        if (sp >= 0) H5Sclose(sp);
+        if (d >= 0) H5Dclose(d);
+    }
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    return rc;
+}
+
+// "<anything>_class<k>.png" -> k; -1 if the name does not say.
+static int32_t png_name_class(const char *path) {
+    const char *p = strrchr(path, '/');
+    p = strstr(p ? p : path, "_class");
+    if (!p) return -1;
+    char *end;
+    long k = strtol(p + 6, &end, 10);
+    return end == p + 6 || strcasecmp(end, ".png") || k < 0 || k > 1000000 ? -1 : (int32_t)k;
+}
+
+int eval_source_labels(EvalSource *s, int32_t **labels) {
+    *labels = NULL;
+    int32_t *l = core_malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof(int32_t), "labels");
+    int rc = 0;
+    if (s->kind == SRC_HDF5) rc = hdf5_labels(s, l);
+    else if (s->kind == SRC_SHARDS) {
+        int64_t at = 0;
+        for (int i = 0; i < s->n_parts && rc == 0; i++) {
+            rc = hdf5_labels(s->parts[i], l + at);
+            at += s->parts[i]->n;
+        }
+    } else
+        for (int64_t i = 0; i < s->n && rc == 0; i++)
+            if ((l[i] = png_name_class(s->files[i])) < 0) rc = 1;
+    if (rc) free(l);
+    else *labels = l;
+    return rc;
+}
 const char *eval_source_kind(const EvalSource *s) {
     return s->kind == SRC_PNG ? "png-folder" : s->kind == SRC_SHARDS ? "hdf5-shards" : "hdf5";
 }
@@ -408,8 +465,18 @@ int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const Eval
     eval_acc_init(&acc, net->dim);
     EvalIsAcc isa;
     if (want_is) eval_is_init(&isa, net->n_logits, cfg->is_splits, total);
+    int keep = cfg->keep_features, want_logits = want_is || (keep && net->n_logits > 0);
+    if (keep) {
+        int lr = eval_source_labels(src, &out->labels);
+        if (lr < 0) {
+            eval_source_close(src);
+            return -1;
+        }
+        out->features = core_malloc((size_t)(total > 0 ? total : 1) * net->dim * sizeof(float), "kept features");
+        if (net->n_logits > 0) out->predicted = core_malloc((size_t)(total > 0 ? total : 1) * sizeof(int32_t), "predictions");
+    }
     float *feat = core_malloc((size_t)batch * net->dim * sizeof(float), "features");
-    float *logits = want_is ? core_malloc((size_t)batch * net->n_logits * sizeof(float), "logits") : NULL;
+    float *logits = want_logits ? core_malloc((size_t)batch * net->n_logits * sizeof(float), "logits") : NULL;
     int show = cfg->progress && isatty(2);
     char label[64];
     snprintf(label, sizeof label, "%s", net->name);
@@ -434,6 +501,15 @@ int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const Eval
         }
         eval_acc_add(&acc, feat, n);
         if (want_is) eval_is_add(&isa, logits, n);
+        if (keep) {
+            memcpy(out->features + (size_t)done * net->dim, feat, (size_t)n * net->dim * sizeof(float));
+            for (int i = 0; out->predicted && i < n; i++) {
+                const float *z = logits + (size_t)i * net->n_logits;
+                int best = 0;
+                for (int k = 1; k < net->n_logits; k++) best = z[k] > z[best] ? k : best;
+                out->predicted[done + i] = best;
+            }
+        }
         done += n;
         if (show && (core_now() - last > 0.25 || done == total)) {
             progress(label, done, total, t0, done == total);
@@ -455,8 +531,12 @@ int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const Eval
     eval_acc_free(&acc);
     if (want_is) eval_is_free(&isa);
     eval_source_close(src);
-    if (rc) eval_stats_free(&out->stats);
+    if (rc) eval_run_result_free(out);
     return rc;
 }
 
-void eval_run_result_free(EvalRunResult *r) { eval_stats_free(&r->stats); }
+void eval_run_result_free(EvalRunResult *r) {
+    eval_stats_free(&r->stats);
+    free(r->features), free(r->predicted), free(r->labels);
+    r->features = NULL, r->predicted = NULL, r->labels = NULL;
+}

@@ -109,6 +109,7 @@ void alexnet_fill_hash(Alexnet *a);
 #define FEATNET_SIZE 32
 #define FEATNET_N_TAPS 3
 #define FEATNET_FEATURE_DIM 128
+#define FEATNET_CLASSES 10
 typedef struct FeatNet {
     ParamStore ps;
     Tensor *cw[3], *cb[3], *fw[2], *fb[2];

@@ -388,6 +388,49 @@ START_TEST(test_fid_of_two_npz_needs_no_network) {
 }
 END_TEST
 
+// KID and precision/recall against numpy (tools/goldens/cases_metrics.py): KID on one subset of
+// every row (exact), and again over 4 subsets that are all reorderings of the whole sets (the same
+// value, spread 0); precision and recall exactly (shares of whole sets); identical sets cover each
+// other entirely.
+static float *floats_of(const char *path, const char *name, int64_t *n, int *dim) {
+    NpzArray a = read_ok(path, name);
+    float *f = malloc((size_t)a.numel * sizeof(float));
+    for (int64_t i = 0; i < a.numel; i++) f[i] = (float)a.data[i];
+    *n = a.shape[0], *dim = (int)a.shape[1];
+    npz_array_free(&a);
+    return f;
+}
+
+START_TEST(test_kid_and_precision_recall) {
+    char path[1024];
+    path_of(path, sizeof path, "tests/goldens", "metrics.npz");
+    int64_t na, nb, nr, nf;
+    int d, d2;
+    float *a = floats_of(path, "kid_a", &na, &d), *b = floats_of(path, "kid_b", &nb, &d2);
+    NpzArray want = read_ok(path, "kid");
+    double mean, std;
+    ck_assert_msg(eval_kid(a, na, b, nb, d, 1, (int)na, 5, &mean, &std) == 0, "%s", core_last_error());
+    printf("  KID %.12g  numpy %.12g (rel %.2e)\n", mean, want.data[0], rel(mean, want.data[0]));
+    ck_assert_msg(rel(mean, want.data[0]) < 1e-9, "KID %.12g vs numpy %.12g", mean, want.data[0]);
+    ck_assert_msg(eval_kid(a, na, b, nb, d, 4, 1000, 5, &mean, &std) == 0, "%s", core_last_error());
+    ck_assert_msg(rel(mean, want.data[0]) < 1e-9 && std < 1e-9 * fabs(mean), "KID over reordered subsets %.12g +- %.3g", mean, std);
+    ck_assert_msg(eval_kid(a, na, b, nb, d, 8, 40, 5, &mean, &std) == 0, "%s", core_last_error());
+    ck_assert_msg(std > 0 && fabs(mean - want.data[0]) < 0.5 * want.data[0], "KID on subsets of 40: %.6g +- %.3g", mean, std);
+    npz_array_free(&want);
+    float *real = floats_of(path, "pr_real", &nr, &d), *fake = floats_of(path, "pr_fake", &nf, &d2);
+    NpzArray wp = read_ok(path, "precision"), wr = read_ok(path, "recall");
+    double precision, recall;
+    ck_assert_msg(eval_precision_recall(real, nr, fake, nf, d, 3, &precision, &recall) == 0, "%s", core_last_error());
+    printf("  precision %.6f recall %.6f  numpy %.6f %.6f\n", precision, recall, wp.data[0], wr.data[0]);
+    ck_assert_msg(fabs(precision - wp.data[0]) < 1e-12 && fabs(recall - wr.data[0]) < 1e-12, "precision/recall differ from numpy");
+    ck_assert(precision > 0 && precision < 1 && recall > 0 && recall < 1);
+    ck_assert(eval_precision_recall(real, nr, real, nr, d, 3, &precision, &recall) == 0 && precision == 1 && recall == 1);
+    ck_assert_int_eq(eval_precision_recall(real, 3, fake, nf, d, 3, &precision, &recall), -1);
+    npz_array_free(&wp), npz_array_free(&wr);
+    free(a), free(b), free(real), free(fake);
+}
+END_TEST
+
 START_TEST(test_missing_weights_message) {
     Inception net;
     inception_init(&net);
@@ -416,6 +459,13 @@ static int toy_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, floa
         feat[i * PIPE_DIM + 3] = im[0] / 255.0f;
         feat[i * PIPE_DIM + 4] = feat[i * PIPE_DIM] * feat[i * PIPE_DIM + 1];
     }
+    return 0;
+}
+
+// The toy network with two logits: channel-0 mean and the corner pixel.
+static int toy_logits_fn(void *ctx, const uint8_t *px, int n, int H, int W, int C, float *feat, float *logits) {
+    toy_fn(ctx, px, n, H, W, C, feat, NULL);
+    for (int i = 0; logits && i < n; i++) logits[2 * i] = feat[i * PIPE_DIM], logits[2 * i + 1] = feat[i * PIPE_DIM + 3];
     return 0;
 }
 
@@ -448,6 +498,13 @@ START_TEST(test_pipeline_png_hdf5) {
     hid_t sp = H5Screate_simple(4, dims, NULL);
     hid_t ds = H5Dcreate2(file, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
+    int32_t lab[PIPE_N];   // labels i % 3, in the file and in the shards
+    for (int i = 0; i < PIPE_N; i++) lab[i] = i % 3;
+    hsize_t ldims[1] = {PIPE_N};
+    hid_t lsp = H5Screate_simple(1, ldims, NULL);
+    hid_t lds = H5Dcreate2(file, "labels", H5T_STD_I32LE, lsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(lds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) >= 0);
+    H5Dclose(lds), H5Sclose(lsp);
     H5Dclose(ds), H5Sclose(sp), H5Fclose(file);
     // the same pixels as a pmf_prepare folder of two shards (7 + 6 images)
     char sharddir[1100];
@@ -461,6 +518,11 @@ START_TEST(test_pipeline_png_hdf5) {
         hid_t ssp = H5Screate_simple(4, sd, NULL);
         hid_t sds = H5Dcreate2(sf, "images", H5T_STD_U8LE, ssp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         ck_assert(H5Dwrite(sds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all + (size_t)first * PIPE_S * PIPE_S * 3) >= 0);
+        hsize_t sl[1] = {(hsize_t)count};
+        hid_t slsp = H5Screate_simple(1, sl, NULL);
+        hid_t slds = H5Dcreate2(sf, "labels", H5T_STD_I32LE, slsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert(H5Dwrite(slds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab + first) >= 0);
+        H5Dclose(slds), H5Sclose(slsp);
         H5Dclose(sds), H5Sclose(ssp), H5Fclose(sf);
     }
 
@@ -500,6 +562,20 @@ START_TEST(test_pipeline_png_hdf5) {
         unlink(f);
         eval_run_result_free(&r);
     }
+    // keep_features: every feature vector, each image's argmax class and the set's labels (the HDF5
+    // file's and the shards'; the PNG names here say none)
+    EvalFeatureNet lnet = {"toy+logits", PIPE_DIM, 2, toy_logits_fn, NULL};
+    cfg.keep_features = 1;
+    for (int p = 0; p < 3; p++) {
+        EvalRunResult r;
+        ck_assert_msg(eval_stats_from_path(paths[p], &lnet, &cfg, &r) == 0, "%s", core_last_error());
+        ck_assert(r.features && !memcmp(r.features, feat, sizeof feat));
+        for (int i = 0; i < PIPE_N; i++) ck_assert_int_eq(r.predicted[i], feat[i * PIPE_DIM + 3] > feat[i * PIPE_DIM] ? 1 : 0);
+        if (p == 0) ck_assert(r.labels == NULL);
+        else ck_assert_msg(r.labels && !memcmp(r.labels, lab, sizeof lab), "%s: labels not read", paths[p]);
+        eval_run_result_free(&r);
+    }
+    cfg.keep_features = 0;
     // max_images, and errors that name the input
     cfg.max_images = 5;
     EvalRunResult r;
@@ -547,6 +623,7 @@ int main(void) {
     tcase_add_test(tc, test_inception_299);
     tcase_add_test(tc, test_inception_small_u8);
     tcase_add_test(tc, test_fid_of_two_npz_needs_no_network);
+    tcase_add_test(tc, test_kid_and_precision_recall);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
