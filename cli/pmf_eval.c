@@ -374,9 +374,9 @@ int main(int argc, char **argv) {
                     fprintf(stderr, "pmf_eval: %s\n", core_last_error());
                     rc = 1;
                 }
-                print_extra(&extra, a.featnet_weights);
                 if (fr.n_negative)
                     printf("  (%d eigenvalues below 0, down to %.3g, were clamped to 0)\n", fr.n_negative, fr.most_negative);
+                print_extra(&extra, a.featnet_weights);
                 if (r1.has_is) printf("IS: %.8g +- %.8g (%d splits, %s)\n", r1.is_mean, r1.is_std, a.splits, a.path1);
                 if (a.floor_path) {   // the distance of real images to the reference: the floor
                     EvalRunResult rf;
