@@ -110,17 +110,26 @@ START_TEST(resume_is_bit_exact_adamw) { resume_case("adamw"); }
 END_TEST
 
 // The same from HDF5 shards (pmf_prepare's output): the stream's position rides in the checkpoint.
-START_TEST(resume_is_bit_exact_from_shards) {
-    char dir[] = "/tmp/pmf_shards_XXXXXX";
+// dir (a mkdtemp template) becomes a folder of shards of 16 holding the first n test images at 32 x 32.
+static void make_fmnist_shards(char *dir, int n) {
     ck_assert(mkdtemp(dir) != NULL);
-    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, 40, 1, 0, 1};
+    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, n, 1, 0, 1};
     DsPrepareStats ps;
     ck_assert_msg(ds_prepare(&pc, &ps) == 0, "%s", core_last_error());
-    ck_assert_int_eq((int)ps.written, 40);
-    resume_case_from("muon", dir);   // 40 images, batch 4: 10 steps per epoch; shards of 16
+    ck_assert_int_eq((int)ps.written, n);
+}
+
+static void remove_tree(const char *dir) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert(system(cmd) == 0);
+}
+
+START_TEST(resume_is_bit_exact_from_shards) {
+    char dir[] = "/tmp/pmf_shards_XXXXXX";
+    make_fmnist_shards(dir, 40);
+    resume_case_from("muon", dir);   // 40 images, batch 4: 10 steps per epoch; shards of 16
+    remove_tree(dir);
 }
 END_TEST
 
@@ -128,10 +137,7 @@ END_TEST
 // trained on shards writes samples.png of 10 x 10 tiles (32 + 2 pixels each, 2 of border).
 START_TEST(grid_of_a_1000_class_model_stays_small) {
     char dir[] = "/tmp/pmf_grid_shards_XXXXXX";
-    ck_assert(mkdtemp(dir) != NULL);
-    DsPrepareConfig pc = {DS_SRC_FASHION_MNIST, NULL, NULL, "t10k", dir, 32, 16, 0, 16, 1, 0, 1};
-    DsPrepareStats ps;
-    ck_assert_msg(ds_prepare(&pc, &ps) == 0, "%s", core_last_error());
+    make_fmnist_shards(dir, 16);
     char out[300];
     snprintf(out, sizeof out, "%s/run", dir);
     PmfTrainConfig c;
@@ -150,9 +156,7 @@ START_TEST(grid_of_a_1000_class_model_stays_small) {
     fclose(f);
     unsigned w = (unsigned)h[16] << 24 | h[17] << 16 | h[18] << 8 | h[19], ht = (unsigned)h[20] << 24 | h[21] << 16 | h[22] << 8 | h[23];
     ck_assert_msg(w == 10 * 34 + 2 && ht == 10 * 34 + 2, "grid %ux%u, expected 342x342 (10 x 10 tiles)", w, ht);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert(system(cmd) == 0);
+    remove_tree(dir);
 }
 END_TEST
 
