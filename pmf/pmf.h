@@ -155,6 +155,21 @@ typedef struct PmfLoss {
 PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, const int *labels,
                  const PmfStepNoise *n);
 
+// The gradient of one training step (pmf/step.c): pmf_loss and backward on every micro-batch of
+// the rows in n (this rank's share of a global batch of global_batch rows), summed into m->ps.grad
+// (zeroed first).
+typedef struct PmfStepper PmfStepper;    // the step's tapes and arenas, kept from step to step
+typedef struct PmfStepStats {
+    double loss;                          // this rank's share of the global batch's mean loss
+    double L_u, L_v;                      // sums of the raw per-sample sums over the rows
+    double seconds_guidance, seconds_jvp, seconds_backward;
+} PmfStepStats;
+PmfStepper *pmf_stepper_new(int micro_batch);   // 0: the whole batch at once
+void pmf_stepper_free(PmfStepper *s);
+size_t pmf_stepper_peak_bytes(const PmfStepper *s);
+PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o, const float *x, const int *y,
+                               const PmfStepNoise *n, int global_batch);
+
 // ---------------------------------------------------------------------------------------------
 // Sampling (spec 9): z starts as N(0, I) * noise_scale, then `steps` steps on t = linspace(1, 0):
 // z <- z - (t - r) u(z, h = t - r, omega, t_min, t_max, y). One step is the 1-NFE generator.

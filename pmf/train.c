@@ -47,7 +47,8 @@ struct PmfRun {
     char *yaml;
     PmfTrainState state;
     PmfMemoryPlan plan;
-    Arena arena, step_arena;         // the step's activations; the step's noise
+    PmfStepper *stepper;             // the step's tapes (pmf/step.c)
+    Arena arena, step_arena;         // the sample grids' activations; the step's noise
     Tape tp, stp;
     int has_arenas;
     float *xb;                       // this rank's batch
@@ -275,6 +276,7 @@ static int open_outputs(PmfRun *r) {
 }
 
 static void open_step_memory(PmfRun *r) {
+    r->stepper = pmf_stepper_new(r->MB);
     arena_init(&r->arena, 64 << 20);
     arena_init(&r->step_arena, 8 << 20);
     tape_init(&r->tp, &r->arena);
@@ -374,21 +376,10 @@ int pmf_run_step(PmfRun *r) {
     all.step = step;
     PmfStepNoise my = noise_rows(&r->stp, &all, numel, r->rank, r->world);
     // Forward with tangents, loss and backward per micro-batch; gradients accumulate.
-    params_zero_grad(&r->model.ps);
-    double loss = 0, lu = 0, lv = 0;
     int timed = step > r->first_step;
-    for (int m0 = 0; m0 < BL; m0 += MB) {
-        tape_reset(&r->tp);
-        PmfStepNoise part = {MB, my.e + (size_t)m0 * numel, my.t + m0, my.r + m0, my.t_min + m0, my.t_max + m0,
-                             my.omega + m0, my.fm + m0, my.drop + m0, step, my.row + m0};
-        PmfLoss L = pmf_loss(&r->tp, &r->model, &r->obj, r->xb + (size_t)m0 * numel, r->yb + m0, &part);
-        float seed_grad = (float)MB / (float)B;   // the loss is a mean over the whole global batch
-        double tb = core_now();
-        tape_backward(&r->tp, L.loss, &seed_grad);
-        if (timed) r->sec_guid += L.seconds_guidance, r->sec_jvp += L.seconds_jvp, r->sec_back += core_now() - tb;
-        loss += L.loss->data[0] * seed_grad;
-        for (int i = 0; i < MB; i++) lu += L.L_u[i], lv += L.L_v[i];
-    }
+    PmfStepStats st = pmf_step_gradient(r->stepper, &r->model, &r->obj, r->xb, r->yb, &my, B);
+    if (timed) r->sec_guid += st.seconds_guidance, r->sec_jvp += st.seconds_jvp, r->sec_back += st.seconds_backward;
+    double loss = st.loss, lu = st.L_u, lv = st.L_v;
     // All-reduce: the sum over ranks of their shares is the global batch's gradient (and loss);
     // every rank then holds the same bits. A signal on any rank stops all of them after this step.
     double tc = core_now(), sums[4] = {loss, lu, lv, stop_requested != 0};
@@ -486,7 +477,7 @@ int pmf_run_log(PmfRun *r) {
         fflush(stdout);
         if (step == r->first_step + 1)
             printf("%spmf_train: memory: arena peak %.1f MB, parameters+grads+optimizer+EMAs %.1f MB, max RSS %.0f MB\n",
-                   r->tty ? "\n" : "", (r->arena.peak + r->step_arena.peak) / 1048576.0,
+                   r->tty ? "\n" : "", (pmf_stepper_peak_bytes(r->stepper) + r->arena.peak + r->step_arena.peak) / 1048576.0,
                    r->model.ps.total * 4.0 * (4 + r->ema.n) / 1048576.0, rss_mb());
         r->t_log = now, r->step_log = step;
     }
@@ -528,7 +519,7 @@ static void print_timing(const PmfRun *r) {
     printf("pmf_train: mean step (batch %d, %" PRId64 " steps): guidance forward %.0f ms, forward with tangents + loss %.0f ms, "
            "backward %.0f ms, optimizer %.0f ms, all-reduce %.0f ms; %.1f img/s in these phases; arena peak %.0f MB\n",
            r->B, r->timed_steps, r->sec_guid * k, r->sec_jvp * k, r->sec_back * k, r->sec_opt * k, r->sec_comm * k,
-           r->B * r->timed_steps / fmax(tot, 1e-9), (r->arena.peak + r->step_arena.peak) / 1048576.0);
+           r->B * r->timed_steps / fmax(tot, 1e-9), (pmf_stepper_peak_bytes(r->stepper) + r->arena.peak + r->step_arena.peak) / 1048576.0);
 }
 
 int pmf_run_finish(PmfRun *r) {
@@ -567,6 +558,7 @@ void pmf_run_close(PmfRun *r) {
     pmf_perceptual_close(r->percep);
     free(r->xb), free(r->yb), free(r->yaml);
     if (r->has_arenas) {
+        pmf_stepper_free(r->stepper);
         tape_free(&r->tp), tape_free(&r->stp);
         arena_free(&r->arena), arena_free(&r->step_arena);
     }

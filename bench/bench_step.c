@@ -1,0 +1,144 @@
+// bench/bench_step.c: the pMF training step as pmf_train runs it (pmf_step_gradient, then Adam),
+// on random images, timed per step; and the sgemm ceiling of this machine at the same thread
+// count, measured in the same run. Prints one parseable line per measurement:
+//   step model XS/4 batch 64 threads 2 img_per_s 170.1 ms 376.2 gflop_per_img 0.6000 gflop_per_s 102.1
+//   sgemm threads 2 gflop_per_s 230.5 (2048 x 2048 x 2048 and 8192 x 192 x 192, the better)
+// bench/step_vs_torch.sh alternates it with tools/reference/pmf_ref.py and prints the table.
+//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--no-sgemm]
+// The step's work is counted from pmf_forward_macs (the code's own count) as the block
+// evaluations: guidance 3 x (trunk + v-head), JVP 2 x (trunk + u-head), v-head once, backward
+// 2 x (trunk + both heads), i.e. 7 F + 3 H multiply-adds per image, F = one forward of the u-path,
+// H = the head's part of F (its blocks and final layer). Not a test: it never fails on timing.
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pmf/pmf.h"
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+// Multiply-adds of one step per image (see the top of the file).
+static double step_macs(const PmfConfig *c) {
+    double F = pmf_forward_macs(c);
+    PmfConfig no_head = *c;
+    no_head.depth_head = 0;
+    double final = (double)(c->img_size / c->patch) * (c->img_size / c->patch) * c->dim * c->patch * c->patch * c->channels;
+    double H = F - pmf_forward_macs(&no_head) + final;
+    return 7 * F + 3 * H;
+}
+
+// Best GFLOP/s of cblas_sgemm over two shapes (a large square one and a thin one like the model's).
+static double sgemm_ceiling(void) {
+    int shapes[2][3] = {{2048, 2048, 2048}, {8192, 192, 192}};
+    double best = 0;
+    for (int s = 0; s < 2; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *a = core_malloc((size_t)M * K * 4, "sgemm a"), *b = core_malloc((size_t)K * N * 4, "sgemm b");
+        float *c = core_malloc((size_t)M * N * 4, "sgemm c");
+        Rng r;
+        rng_init(&r, 1);
+        rng_fill_normal(&r, a, (int64_t)M * K, 0, 1), rng_fill_normal(&r, b, (int64_t)K * N, 0, 1);
+        int reps = s == 0 ? 5 : 15;
+        double t[15];
+        for (int i = 0; i <= reps; i++) {
+            double t0 = core_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+            if (i) t[i - 1] = core_now() - t0;
+        }
+        double g = 2.0 * M * N * K / median(t, reps) * 1e-9;
+        if (g > best) best = g;
+        free(a), free(b), free(c);
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    core_prefer_passive_threads(argv);
+    const char *model = "XS/4";
+    int batch = 64, threads = 0, reps = 5, sgemm = 1;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--model")) model = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-sgemm")) sgemm = 0;
+        else {
+            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--no-sgemm]\n");
+            return 2;
+        }
+    }
+    if (batch < 1 || reps < 1 || reps > 100) {
+        fprintf(stderr, "bench_step: need batch >= 1 and 1 <= reps <= 100\n");
+        return 2;
+    }
+    core_set_threads(threads);
+    PmfConfig c;
+    if (pmf_preset(model, &c)) {
+        fprintf(stderr, "bench_step: %s\n", core_last_error());
+        return 2;
+    }
+    c.with_v_head = 1;
+    PmfModel m;
+    pmf_model_init(&m, &c, 0);
+    // Non-zero gates and final layers, as after some training (at init the heads output zeros).
+    Rng r;
+    rng_init(&r, 5);
+    for (int i = 0; i < m.ps.n; i++) {
+        Tensor *t = &m.ps.tensors[i];
+        if (strstr(t->name, "_scale") || strstr(t->name, "_final.linear"))
+            rng_fill_normal(&r, t->data, t->numel, 0.0f, 0.05f);
+    }
+    AdamW opt;
+    adamw_init(&opt, &m.ps, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f);
+    PmfObjective o;
+    pmf_objective_default(&o);
+    int64_t numel = (int64_t)c.channels * c.img_size * c.img_size;
+    float *x = core_malloc((size_t)batch * numel * sizeof(float), "images");
+    int *y = core_malloc((size_t)batch * sizeof(int), "labels");
+    rng_fill_uniform(&r, x, (int64_t)batch * numel, -1.0f, 1.0f);
+    for (int i = 0; i < batch; i++) y[i] = i % c.num_classes;
+    Arena na;
+    arena_init(&na, 1 << 20);
+    Tape ntp;
+    tape_init(&ntp, &na);
+    PmfStepper *s = pmf_stepper_new(0);
+    double t[101], phase[3] = {0, 0, 0};
+    for (int i = 0; i <= reps; i++) {   // step 0 warms up (arena, BLAS buffers)
+        tape_reset(&ntp);
+        Rng nr;
+        rng_init(&nr, 7);
+        nr.offset = (uint64_t)i << 32;
+        PmfStepNoise n;
+        pmf_draw_noise(&ntp, &nr, &o, &c, batch, &n);
+        double t0 = core_now();
+        PmfStepStats st = pmf_step_gradient(s, &m, &o, x, y, &n, batch);
+        adamw_step(&opt, &m.ps);
+        if (i) {
+            t[i - 1] = core_now() - t0;
+            phase[0] += st.seconds_guidance / reps, phase[1] += st.seconds_jvp / reps, phase[2] += st.seconds_backward / reps;
+        }
+    }
+    double sec = median(t, reps), gflop = 2 * step_macs(&c) * 1e-9;
+    printf("step model %s batch %d threads %d img_per_s %.2f ms %.1f gflop_per_img %.4f gflop_per_s %.1f "
+           "(median of %d steps; mean guidance %.0f ms, jvp+loss %.0f ms, backward %.0f ms; arena peak %.0f MB)\n",
+           model, batch, core_threads(), batch / sec, sec * 1e3, gflop, gflop * batch / sec, reps, phase[0] * 1e3,
+           phase[1] * 1e3, phase[2] * 1e3, pmf_stepper_peak_bytes(s) / 1048576.0);
+    if (sgemm) printf("sgemm threads %d gflop_per_s %.1f\n", core_threads(), sgemm_ceiling());
+    fflush(stdout);
+    pmf_stepper_free(s);
+    tape_free(&ntp);
+    arena_free(&na);
+    adamw_free(&opt);
+    pmf_model_free(&m);
+    free(x), free(y);
+    return 0;
+}
