@@ -4,7 +4,8 @@
 //   step model XS/4 batch 64 threads 2 img_per_s 170.1 ms 376.2 gflop_per_img 0.6000 gflop_per_s 102.1
 //   sgemm threads 2 gflop_per_s 230.5 (2048 x 2048 x 2048 and 8192 x 192 x 192, the better)
 // bench/step_vs_torch.sh alternates it with tools/reference/pmf_ref.py and prints the table.
-//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--no-sgemm]
+//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--lanes 0] [--no-sgemm]
+// --lanes: batch-parallel lanes of pmf/step.c (0: one per thread, as pmf_train; 1: threads inside ops).
 // The step's work is counted from pmf_forward_macs (the code's own count) as the block
 // evaluations: guidance 3 x (trunk + v-head), JVP 2 x (trunk + u-head), v-head once, backward
 // 2 x (trunk + both heads), i.e. 7 F + 3 H multiply-adds per image, F = one forward of the u-path,
@@ -64,15 +65,16 @@ static double sgemm_ceiling(void) {
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);
     const char *model = "XS/4";
-    int batch = 64, threads = 0, reps = 5, sgemm = 1;
+    int batch = 64, threads = 0, reps = 5, sgemm = 1, lanes = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--model")) model = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--lanes")) lanes = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-sgemm")) sgemm = 0;
         else {
-            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--no-sgemm]\n");
+            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--lanes 0] [--no-sgemm]\n");
             return 2;
         }
     }
@@ -110,7 +112,7 @@ int main(int argc, char **argv) {
     arena_init(&na, 1 << 20);
     Tape ntp;
     tape_init(&ntp, &na);
-    PmfStepper *s = pmf_stepper_new(0);
+    PmfStepper *s = pmf_stepper_new(0, lanes);
     double t[101], phase[3] = {0, 0, 0};
     for (int i = 0; i <= reps; i++) {   // step 0 warms up (arena, BLAS buffers)
         tape_reset(&ntp);
@@ -128,9 +130,9 @@ int main(int argc, char **argv) {
         }
     }
     double sec = median(t, reps), gflop = 2 * step_macs(&c) * 1e-9;
-    printf("step model %s batch %d threads %d img_per_s %.2f ms %.1f gflop_per_img %.4f gflop_per_s %.1f "
+    printf("step model %s batch %d threads %d lanes %d img_per_s %.2f ms %.1f gflop_per_img %.4f gflop_per_s %.1f "
            "(median of %d steps; mean guidance %.0f ms, jvp+loss %.0f ms, backward %.0f ms; arena peak %.0f MB)\n",
-           model, batch, core_threads(), batch / sec, sec * 1e3, gflop, gflop * batch / sec, reps, phase[0] * 1e3,
+           model, batch, core_threads(), pmf_stepper_lanes(s, batch), batch / sec, sec * 1e3, gflop, gflop * batch / sec, reps, phase[0] * 1e3,
            phase[1] * 1e3, phase[2] * 1e3, pmf_stepper_peak_bytes(s) / 1048576.0);
     if (sgemm) printf("sgemm threads %d gflop_per_s %.1f\n", core_threads(), sgemm_ceiling());
     fflush(stdout);

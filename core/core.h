@@ -104,6 +104,11 @@ struct Tape {
     TapeNode *nodes;
     int n_nodes, cap_nodes;
     int recording;                       // 0: no-tape mode (inference, frozen networks)
+    // Gradients that land in [grad_from, grad_from + grad_n) (a parameter store's gradient block)
+    // go to the same offsets of grad_to instead; see tape_redirect_grads.
+    const float *grad_from;
+    float *grad_to;
+    int64_t grad_n;
 };
 
 void tape_init(Tape *tp, Arena *arena);
@@ -111,6 +116,10 @@ void tape_free(Tape *tp);
 // Clears the node list and resets the arena: every tensor made through this tape is gone.
 void tape_reset(Tape *tp);
 void tape_set_recording(Tape *tp, int on);
+// Threads that each run part of a batch on their own tape give each tape its own copy of the
+// parameter gradients (`to`, n floats, laid out as `from`): gradients tensor_grad would place in
+// `from` go to `to`, so the threads never write the same memory. NULL `to` ends the redirection.
+void tape_redirect_grads(Tape *tp, const float *from, float *to, int64_t n);
 
 // New dense tensor in the tape's arena, uninitialised / zeroed. No grad, no tangent.
 Tensor *tensor_new(Tape *tp, int ndim, const int *shape, const char *name);

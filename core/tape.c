@@ -24,6 +24,12 @@ void tape_reset(Tape *tp) {
 
 void tape_set_recording(Tape *tp, int on) { tp->recording = on; }
 
+void tape_redirect_grads(Tape *tp, const float *from, float *to, int64_t n) {
+    tp->grad_from = to ? from : NULL;
+    tp->grad_to = to;
+    tp->grad_n = to ? n : 0;
+}
+
 void *tape_alloc(Tape *tp, size_t bytes) { return arena_alloc(tp->arena, bytes); }
 
 TapeNode *tape_record(Tape *tp, const char *op, Tensor *out, BackwardFn fn, Tensor *const *inputs,

@@ -110,6 +110,10 @@ float *tensor_grad(Tape *tp, Tensor *t) {
         return g ? g + t->offset : NULL;
     }
     if (!t->grad) t->grad = arena_calloc(tp->arena, (size_t)t->numel * sizeof(float));
+    if (tp->grad_to) {   // this tape keeps its own parameter gradients (tape_redirect_grads)
+        uintptr_t g = (uintptr_t)t->grad, lo = (uintptr_t)tp->grad_from;
+        if (g >= lo && g < lo + (uintptr_t)tp->grad_n * sizeof(float)) return tp->grad_to + (t->grad - tp->grad_from);
+    }
     return t->grad;
 }
 

@@ -164,9 +164,12 @@ typedef struct PmfStepStats {
     double L_u, L_v;                      // sums of the raw per-sample sums over the rows
     double seconds_guidance, seconds_jvp, seconds_backward;
 } PmfStepStats;
-PmfStepper *pmf_stepper_new(int micro_batch);   // 0: the whole batch at once
+// micro_batch 0: the whole batch at once. lanes: threads that each take a contiguous part of the
+// rows with single-threaded ops (see pmf/step.c); 0 = one per thread, 1 = all threads in every op.
+PmfStepper *pmf_stepper_new(int micro_batch, int lanes);
 void pmf_stepper_free(PmfStepper *s);
-size_t pmf_stepper_peak_bytes(const PmfStepper *s);
+int pmf_stepper_lanes(const PmfStepper *s, int rows);   // lanes a step of `rows` rows will use
+size_t pmf_stepper_peak_bytes(const PmfStepper *s);     // arenas and the lanes' gradient buffers
 PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o, const float *x, const int *y,
                                const PmfStepNoise *n, int global_batch);
 

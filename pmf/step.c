@@ -1,54 +1,132 @@
 // pmf/step.c: the gradient of one training step: the loss and backward of every micro-batch of
 // this rank's rows, summed into the parameter store's gradient. pmf_train and bench_step call it,
 // so the bench times exactly the step training runs.
+//
+// Lanes: with T threads the rows are split into T contiguous parts ("lanes"), each run by one
+// thread on its own tape and arena with single-threaded ops and GEMMs, its parameter gradients in
+// its own buffer (tape_redirect_grads); the buffers are then added in lane order. A small model's
+// ops (XS/4: width 96, 84 tokens) are too small to split well across threads: one op per thread
+// at a time keeps both cores busy without meeting at every op. A lane is a micro-batch in all but
+// name (its loss is seeded with rows / global batch), so the step is the micro-batched step, and a
+// fixed thread count gives the same bits every time.
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pmf/pmf.h"
 
-struct PmfStepper {
+#define MAX_LANES 16
+
+typedef struct {
     Arena arena;
     Tape tp;
-    int micro_batch;
+    float *grad;          // lanes 1..: own parameter gradients; lane 0 writes the store's
+    PmfStepStats st;
+} Lane;
+
+struct PmfStepper {
+    int micro_batch, lanes_wanted;
+    Lane lane[MAX_LANES];
+    int n_lanes;          // lanes initialised so far
+    int64_t grad_n;       // floats in each lane's gradient buffer
 };
 
-PmfStepper *pmf_stepper_new(int micro_batch) {
+PmfStepper *pmf_stepper_new(int micro_batch, int lanes) {
     PmfStepper *s = core_calloc(1, sizeof *s, "stepper");
-    arena_init(&s->arena, 64 << 20);
-    tape_init(&s->tp, &s->arena);
     s->micro_batch = micro_batch;
+    s->lanes_wanted = lanes;
     return s;
 }
 
 void pmf_stepper_free(PmfStepper *s) {
     if (!s) return;
-    tape_free(&s->tp);
-    arena_free(&s->arena);
+    for (int i = 0; i < s->n_lanes; i++) {
+        tape_free(&s->lane[i].tp);
+        arena_free(&s->lane[i].arena);
+        free(s->lane[i].grad);
+    }
     free(s);
 }
 
-size_t pmf_stepper_peak_bytes(const PmfStepper *s) { return s->arena.peak; }
+size_t pmf_stepper_peak_bytes(const PmfStepper *s) {
+    size_t b = 0;
+    for (int i = 0; i < s->n_lanes; i++) b += s->lane[i].arena.peak + (size_t)(i ? s->grad_n : 0) * sizeof(float);
+    return b;
+}
+
+static void lane_init(PmfStepper *s, int i, int64_t grad_n) {
+    Lane *l = &s->lane[i];
+    arena_init(&l->arena, 64 << 20);
+    tape_init(&l->tp, &l->arena);
+    l->grad = i ? core_malloc((size_t)grad_n * sizeof(float), "a lane's parameter gradients") : NULL;
+}
+
+// Rows [r0, r1) of n in micro-batches of mb (the last may be shorter), on lane l.
+static void lane_run(Lane *l, PmfModel *m, const PmfObjective *o, const float *x, const int *y, const PmfStepNoise *n,
+                     int r0, int r1, int mb, int global_batch, int64_t numel) {
+    memset(&l->st, 0, sizeof l->st);
+    for (int m0 = r0; m0 < r1; m0 += mb) {
+        int rows = r1 - m0 < mb ? r1 - m0 : mb;
+        tape_reset(&l->tp);
+        PmfStepNoise part = {rows, n->e + (size_t)m0 * numel, n->t + m0, n->r + m0, n->t_min + m0,
+                             n->t_max + m0, n->omega + m0, n->fm + m0, n->drop + m0, n->step, n->row + m0};
+        PmfLoss L = pmf_loss(&l->tp, m, o, x + (size_t)m0 * numel, y + m0, &part);
+        float seed_grad = (float)rows / (float)global_batch;   // the loss is a mean over the whole global batch
+        double tb = core_now();
+        tape_backward(&l->tp, L.loss, &seed_grad);
+        l->st.seconds_guidance += L.seconds_guidance, l->st.seconds_jvp += L.seconds_jvp;
+        l->st.seconds_backward += core_now() - tb;
+        l->st.loss += L.loss->data[0] * seed_grad;
+        for (int i = 0; i < rows; i++) l->st.L_u += L.L_u[i], l->st.L_v += L.L_v[i];
+    }
+}
+
+int pmf_stepper_lanes(const PmfStepper *s, int rows) {
+    int want = s->lanes_wanted > 0 ? s->lanes_wanted : core_threads();
+    int mb = s->micro_batch > 0 && s->micro_batch < rows ? s->micro_batch : rows;
+    int units = (rows + mb - 1) / mb;   // micro-batches; without micro-batching, rows
+    if (mb == rows) units = rows;
+    if (want > units) want = units;
+    if (want > MAX_LANES) want = MAX_LANES;
+    return want < 1 ? 1 : want;
+}
 
 PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o, const float *x, const int *y,
                                const PmfStepNoise *n, int global_batch) {
-    PmfStepStats st;
-    memset(&st, 0, sizeof st);
     int64_t numel = (int64_t)m->cfg.channels * m->cfg.img_size * m->cfg.img_size;
     int BL = n->B, MB = s->micro_batch > 0 ? s->micro_batch : BL;
-    if (BL % MB) core_fatal("pmf_step_gradient: micro-batch %d does not divide the batch %d", MB, BL);
+    if (MB > BL || BL % MB) core_fatal("pmf_step_gradient: micro-batch %d does not divide the batch %d", MB, BL);
+    int P = pmf_stepper_lanes(s, BL);
+    if (s->n_lanes && s->grad_n != m->ps.total) core_fatal("pmf_step_gradient: the stepper was used with another model");
+    s->grad_n = m->ps.total;
+    while (s->n_lanes < P) lane_init(s, s->n_lanes, s->grad_n), s->n_lanes++;
     params_zero_grad(&m->ps);
-    for (int m0 = 0; m0 < BL; m0 += MB) {
-        tape_reset(&s->tp);
-        PmfStepNoise part = {MB, n->e + (size_t)m0 * numel, n->t + m0, n->r + m0, n->t_min + m0,
-                             n->t_max + m0, n->omega + m0, n->fm + m0, n->drop + m0, n->step, n->row + m0};
-        PmfLoss L = pmf_loss(&s->tp, m, o, x + (size_t)m0 * numel, y + m0, &part);
-        float seed_grad = (float)MB / (float)global_batch;   // the loss is a mean over the whole global batch
-        double tb = core_now();
-        tape_backward(&s->tp, L.loss, &seed_grad);
-        st.seconds_guidance += L.seconds_guidance, st.seconds_jvp += L.seconds_jvp;
-        st.seconds_backward += core_now() - tb;
-        st.loss += L.loss->data[0] * seed_grad;
-        for (int i = 0; i < MB; i++) st.L_u += L.L_u[i], st.L_v += L.L_v[i];
+    if (P == 1) {
+        lane_run(&s->lane[0], m, o, x, y, n, 0, BL, MB, global_batch, numel);
+        return s->lane[0].st;
     }
+    // Lane p takes whole micro-batches [p U / P, (p + 1) U / P) of the U, or (no micro-batching)
+    // the rows [p BL / P, (p + 1) BL / P) as one micro-batch.
+    int units = MB < BL ? BL / MB : BL, unit_rows = MB < BL ? MB : 1;
+#pragma omp parallel num_threads(P)
+    {
+        int p = omp_get_thread_num();
+        Lane *l = &s->lane[p];
+        if (p) memset(l->grad, 0, (size_t)s->grad_n * sizeof(float));
+        tape_redirect_grads(&l->tp, m->ps.grad, l->grad, s->grad_n);
+        int r0 = (int)((int64_t)p * units / P) * unit_rows, r1 = (int)((int64_t)(p + 1) * units / P) * unit_rows;
+        lane_run(l, m, o, x, y, n, r0, r1, MB < BL ? MB : r1 - r0, global_batch, numel);
+#pragma omp barrier
+        // Sum the lanes' gradients into the store's, element ranges split over the threads, each
+        // element in lane order (so the bits depend on the thread count only).
+        int64_t lo = s->grad_n * p / P, hi = s->grad_n * (p + 1) / P;
+        float *g = m->ps.grad;
+        for (int q = 1; q < P; q++) {
+            const float *gq = s->lane[q].grad;
+            for (int64_t i = lo; i < hi; i++) g[i] += gq[i];
+        }
+    }
+    PmfStepStats st = s->lane[0].st;   // wall times: lane 0's
+    for (int q = 1; q < P; q++) st.loss += s->lane[q].st.loss, st.L_u += s->lane[q].st.L_u, st.L_v += s->lane[q].st.L_v;
     return st;
 }

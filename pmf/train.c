@@ -35,6 +35,7 @@ struct PmfRun {
     const PmfConfig *mc;
     int rank, world, lead, tty;
     int B, BL, MB;                   // global batch, this rank's rows, micro-batch
+    int lanes;                       // batch-parallel lanes of the step (pmf/step.c; 0 = one per thread)
     int64_t numel, steps_per_epoch, total;
     PmfTrainData data;
     PmfPerceptual *percep;
@@ -217,10 +218,16 @@ static int open_memory_plan(PmfRun *r) {
     // The arena's chunks hold a little more than its peak use: 10% and one 64 MB chunk of slack.
     p->per_row = per_row + per_row / 10;
     p->intercept = intercept + intercept / 10 + ((int64_t)64 << 20);
+    // The step's lanes (pmf/step.c, one per thread) split the rows but each has its own arena (an
+    // intercept each) and all but the first their own parameter gradients.
+    int lanes = core_threads() < r->BL ? core_threads() : r->BL;
+    if (lanes < 1) lanes = 1;
+    p->intercept *= lanes;
     // Outside the arena: gradients and optimizer moments (allocated zeroed, so not yet resident),
-    // the step's noise for the global batch, the batch, the grids' noise, and a margin.
+    // the lanes' gradients, the step's noise for the global batch, the batch, the grids' noise,
+    // and a margin.
     int64_t params = r->model.ps.total * (int64_t)sizeof(float);
-    p->other = params * 3 + 3 * (int64_t)r->B * r->numel * 4 + (int64_t)r->BL * r->numel * 4 +
+    p->other = params * (3 + lanes - 1) + 3 * (int64_t)r->B * r->numel * 4 + (int64_t)r->BL * r->numel * 4 +
                (int64_t)GRID_CLASSES * GRID_PER_CLASS * r->numel * 4 + ((int64_t)256 << 20);
     p->available = pmf_memory_available();
     int wanted = r->MB;
@@ -247,6 +254,9 @@ static int open_memory_plan(PmfRun *r) {
         printf("pmf_train: memory: predicted %.2f GB more for micro-batches of %d (%.2f GB available)\n", need * gb,
                p->micro_batch, p->available * gb);
     r->MB = p->micro_batch;
+    // Micro-batched steps run one lane (threads inside every op): lanes would each hold a
+    // micro-batch's arena, more memory than the plan above allows for.
+    r->lanes = r->MB < r->BL ? 1 : 0;
     return 0;
 }
 
@@ -276,7 +286,7 @@ static int open_outputs(PmfRun *r) {
 }
 
 static void open_step_memory(PmfRun *r) {
-    r->stepper = pmf_stepper_new(r->MB);
+    r->stepper = pmf_stepper_new(r->MB, r->lanes);
     arena_init(&r->arena, 64 << 20);
     arena_init(&r->step_arena, 8 << 20);
     tape_init(&r->tp, &r->arena);
@@ -358,7 +368,7 @@ int pmf_run_done(const PmfRun *r) { return r->stop || r->state.step >= r->total;
 
 int pmf_run_step(PmfRun *r) {
     int64_t step = r->state.step, numel = r->numel;
-    int B = r->B, BL = r->BL, MB = r->MB;
+    int B = r->B;
     // Batch.
     DsStreamPos pos;
     if (fault("step") || pmf_train_data_batch(&r->data, step, r->steps_per_epoch, B, r->mc->num_classes, r->xb, r->yb, &pos))
