@@ -17,6 +17,22 @@ static inline float fast_expf(float xin) {
     return xin < -87.0f ? 0.0f : u.f;
 }
 
+// sum_c a[c] b[c] (b NULL: a[c]^2) in double, in 8 interleaved partial sums combined pairwise: a
+// fixed order (the same bits on every call and thread count) that vectorises, where one running
+// double sum is a chain of dependent adds (RMSNorm's statistics were most of its time).
+static inline double dot_f64(const float *a, const float *b, int n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int c = 0;
+    if (b)
+        for (; c + 8 <= n; c += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)a[c + k] * b[c + k];
+    else
+        for (; c + 8 <= n; c += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)a[c + k] * a[c + k];
+    for (; c < n; c++) acc[0] += (double)a[c] * (b ? b[c] : a[c]);
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 // Row-wise softmax: x (R, C) -> y (R, C). Serial: callers parallelise over their own blocks.
 void softmax_rows(const float *x, float *y, int64_t R, int C);
 // out (+)= y * (a - rowsum(y * a)): the softmax JVP along a, and its VJP with a = dy.

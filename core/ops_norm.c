@@ -42,8 +42,7 @@ static void rmsnorm_forward(const float *x, const float *w, float *y, float *rst
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C;
         float *yr = y + r * C;
-        double ss = 0;
-        for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        double ss = dot_f64(xr, NULL, C);
         float s = (float)(1.0 / sqrt(ss / C + eps));
         rstd[r] = s;
         if (w) for (int c = 0; c < C; c++) yr[c] = w[c] * (xr[c] * s);
@@ -58,8 +57,8 @@ static void rmsnorm_tangent(const float *x, const float *tx, const float *w, con
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C, *txr = tx ? tx + r * C : NULL;
         float *tr = ty + r * C, s = rstd[r];
-        double m = 0;
-        if (txr) for (int c = 0; c < C; c++) m += (double)(xr[c] * s) * (txr[c] * s);
+        // mean(n rstd x') = rstd^2 mean(x x'): one dot product
+        double m = txr ? dot_f64(xr, txr, C) * ((double)s * s) : 0.0;
         float mf = (float)(m / C);
         for (int c = 0; c < C; c++) {
             float n = xr[c] * s, dn = txr ? txr[c] * s - n * mf : 0.0f;
@@ -75,18 +74,18 @@ static void rmsnorm_backward(const float *x, const float *w, const float *rstd, 
     for (int64_t r = 0; r < R; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
         float s = rstd[r], *nr = nbuf ? nbuf + r * C : NULL;
-        double m = 0;
-        for (int c = 0; c < C; c++) {
-            float n = xr[c] * s;
-            if (nr) nr[c] = n;
-            m += (double)(w ? w[c] * dyr[c] : dyr[c]) * n;
-        }
+        if (nr)
+            for (int c = 0; c < C; c++) nr[c] = xr[c] * s;
         if (!dx) continue;
+        // mean(dn n) = rstd mean(w dy x), in dot_f64's order (8 interleaved sums, see kernels.h)
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int c = 0;
+        for (; c + 8 <= C; c += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)(w ? w[c + k] * dyr[c + k] : dyr[c + k]) * xr[c + k];
+        for (; c < C; c++) acc[0] += (double)(w ? w[c] * dyr[c] : dyr[c]) * xr[c];
+        double m = (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) * s;
         float mf = (float)(m / C), *dxr = dx + r * C;
-        for (int c = 0; c < C; c++) {
-            float dn = w ? w[c] * dyr[c] : dyr[c];
-            dxr[c] += s * (dn - xr[c] * s * mf);
-        }
+        for (c = 0; c < C; c++) dxr[c] += s * ((w ? w[c] * dyr[c] : dyr[c]) - xr[c] * s * mf);
     }
     if (dw) add_row_sums(dy, nbuf, dw, R, C);
 }
