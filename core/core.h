@@ -302,6 +302,14 @@ Tensor *op_rope2d(Tape *tp, Tensor *x, int n_heads, int start, int gh, int gw, f
 Tensor *op_attention(Tape *tp, Tensor *q, Tensor *k, Tensor *v, int n_heads);
 // silu(a) * b, the gate of SwiGLU.
 Tensor *op_swiglu(Tape *tp, Tensor *a, Tensor *b);
+// The same on one packed tensor h (..., 2H) = [a | b] (one GEMM for both SwiGLU projections) -> (..., H).
+Tensor *op_swiglu_packed(Tape *tp, Tensor *h);
+// The attention inputs from one packed projection qkv (B, T, 3C) = [q | k | v], C = NH*HS, in one
+// pass -> (3, B, T, C): q and k RMSNormed per head (eps, weights q_norm / k_norm (HS) or NULL) and
+// then rotated as op_rope2d(start, gh, gw, theta); v copied. out[0], out[1], out[2] (op_slice on
+// axis 0) are dense q, k, v. The same numbers as the chain of reshape, op_rmsnorm and op_rope2d.
+Tensor *op_qkv_heads(Tape *tp, Tensor *qkv, Tensor *q_norm, Tensor *k_norm, int n_heads, float eps, int start,
+                     int gh, int gw, float theta);
 // [cos(s f_k) | sin(s f_k)], f_k = exp(-ln(max_period) k / (dim/2)); s (B) -> (B, dim)
 Tensor *op_timestep_embedding(Tape *tp, Tensor *s, int dim, float max_period);
 

@@ -33,6 +33,18 @@ static inline double dot_f64(const float *a, const float *b, int n) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// 2-D RoPE's table (op_rope2d): cs (n_pos, HS/2, 2) = cos and sin of each (grid position, pair),
+// position p at (p / gw, p % gw).
+void rope2d_table(float *cs, int n_pos, int gw, int HS, float theta);
+// Rotates the HS/2 pairs of one head's row by cs (one position's HS/2 (cos, sin)), dir +1 forward
+// and -1 back. y may equal x.
+static inline void rope_rotate(const float *cs, const float *x, float *y, int HS, float dir) {
+    for (int j = 0; j < HS / 2; j++) {
+        float c = cs[2 * j], s = dir * cs[2 * j + 1], a = x[2 * j], b = x[2 * j + 1];
+        y[2 * j] = a * c - b * s, y[2 * j + 1] = a * s + b * c;
+    }
+}
+
 // Row-wise softmax: x (R, C) -> y (R, C). Serial: callers parallelise over their own blocks.
 void softmax_rows(const float *x, float *y, int64_t R, int C);
 // out (+)= y * (a - rowsum(y * a)): the softmax JVP along a, and its VJP with a = dy.

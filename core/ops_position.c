@@ -2,6 +2,7 @@
 // its tangent is the same rotation and its backward the inverse one) and the sinusoidal timestep
 // embedding of a scalar per sample.
 #include "core.h"
+#include "kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -9,6 +10,19 @@
 // ---------------------------------------------------------------------------------------------
 // rope2d: x (B, T, NH*HS); tokens [start, start + gh*gw) rotated per head; cs (gh*gw, m, 2) holds
 // cos and sin of each (grid position, pair).
+
+void rope2d_table(float *cs, int n_pos, int gw, int HS, float theta) {
+    int m = HS / 2, half = m / 2;
+    for (int p = 0; p < n_pos; p++) {
+        int row = p / gw, col = p % gw;
+        for (int j = 0; j < m; j++) {
+            int k = j < half ? j : j - half;
+            double f = pow((double)theta, -2.0 * k / m), ang = (j < half ? row : col) * f;
+            cs[((size_t)p * m + j) * 2] = (float)cos(ang);
+            cs[((size_t)p * m + j) * 2 + 1] = (float)sin(ang);
+        }
+    }
+}
 
 typedef struct {
     int B, T, NH, HS, start, n_pos;
@@ -59,17 +73,8 @@ Tensor *op_rope2d(Tape *tp, Tensor *x, int n_heads, int start, int gh, int gw, f
     r->n_pos = gh * gw;
     if (r->HS % 4) core_fatal("op_rope2d: head size %d must be a multiple of 4 (two axes of pairs)", r->HS);
     if (start < 0 || start + r->n_pos > r->T) core_fatal("op_rope2d: tokens [%d, %d) outside %d tokens", start, start + r->n_pos, r->T);
-    int m = r->HS / 2, half = m / 2;
-    r->cs = tape_alloc(tp, (size_t)r->n_pos * m * 2 * sizeof(float));
-    for (int p = 0; p < r->n_pos; p++) {
-        int row = p / gw, col = p % gw;
-        for (int j = 0; j < m; j++) {
-            int k = j < half ? j : j - half;
-            double f = pow((double)theta, -2.0 * k / m), ang = (j < half ? row : col) * f;
-            r->cs[((size_t)p * m + j) * 2] = (float)cos(ang);
-            r->cs[((size_t)p * m + j) * 2 + 1] = (float)sin(ang);
-        }
-    }
+    r->cs = tape_alloc(tp, (size_t)r->n_pos * (r->HS / 2) * 2 * sizeof(float));
+    rope2d_table(r->cs, gh * gw, gw, r->HS, theta);
     Tensor *y = tape_output(tp, 3, x->shape, &x, 1);
     rope_apply(r, x->data, y->data, 1, 0);
     if (y->tangent) rope_apply(r, x->tangent, y->tangent, 1, 0);

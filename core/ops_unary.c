@@ -164,34 +164,72 @@ Tensor *op_scale(Tape *tp, Tensor *x, float s) { return affine_op(tp, "scale", x
 Tensor *op_add_scalar(Tape *tp, Tensor *x, float c) { return affine_op(tp, "add_scalar", x, 1.0f, c); }
 
 // ---------------------------------------------------------------------------------------------
-// SwiGLU gate: a, b (n) -> y = silu(a) * b (n).
+// SwiGLU gate: y = silu(a) * b over R rows of H values; row r of a and b starts at r * ld (ld = H
+// for two separate tensors, 2 H for a packed [a | b] whose b = a + H), of y at r * H.
 
-static void swiglu_forward(const float *a, const float *b, float *y, int64_t n) {
+static void swiglu_forward(const float *a, const float *b, float *y, int64_t R, int64_t H, int64_t ld) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] * sigmoid_fast(a[i]) * b[i];
-}
-
-// y' = silu'(a) a' b + silu(a) b'
-static void swiglu_tangent(const float *a, const float *b, const float *ta, const float *tb, float *ty, int64_t n) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float s = sigmoid_fast(a[i]), silu = a[i] * s, dsilu = s * (1.0f + a[i] * (1.0f - s));
-        ty[i] = (ta ? dsilu * ta[i] * b[i] : 0.0f) + (tb ? silu * tb[i] : 0.0f);
+    for (int64_t r = 0; r < R; r++) {
+        const float *ar = a + r * ld, *br = b + r * ld;
+        float *yr = y + r * H;
+        for (int64_t i = 0; i < H; i++) yr[i] = ar[i] * sigmoid_fast(ar[i]) * br[i];
     }
 }
 
-static void swiglu_backward(const float *a, const float *b, const float *dy, float *da, float *db, int64_t n) {
+// y' = silu'(a) a' b + silu(a) b'
+static void swiglu_tangent(const float *a, const float *b, const float *ta, const float *tb, float *ty, int64_t R,
+                           int64_t H, int64_t ld) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float s = sigmoid_fast(a[i]), silu = a[i] * s, dsilu = s * (1.0f + a[i] * (1.0f - s));
-        if (da) da[i] += dy[i] * dsilu * b[i];
-        if (db) db[i] += dy[i] * silu;
+    for (int64_t r = 0; r < R; r++) {
+        const float *ar = a + r * ld, *br = b + r * ld, *tar = ta ? ta + r * ld : NULL, *tbr = tb ? tb + r * ld : NULL;
+        float *tyr = ty + r * H;
+        for (int64_t i = 0; i < H; i++) {
+            float s = sigmoid_fast(ar[i]), silu = ar[i] * s, dsilu = s * (1.0f + ar[i] * (1.0f - s));
+            tyr[i] = (tar ? dsilu * tar[i] * br[i] : 0.0f) + (tbr ? silu * tbr[i] : 0.0f);
+        }
+    }
+}
+
+static void swiglu_backward(const float *a, const float *b, const float *dy, float *da, float *db, int64_t R, int64_t H,
+                            int64_t ld) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *ar = a + r * ld, *br = b + r * ld, *dyr = dy + r * H;
+        float *dar = da ? da + r * ld : NULL, *dbr = db ? db + r * ld : NULL;
+        for (int64_t i = 0; i < H; i++) {
+            float s = sigmoid_fast(ar[i]), silu = ar[i] * s, dsilu = s * (1.0f + ar[i] * (1.0f - s));
+            if (dar) dar[i] += dyr[i] * dsilu * br[i];
+            if (dbr) dbr[i] += dyr[i] * silu;
+        }
     }
 }
 
 static void swiglu_backward_node(Tape *tp, TapeNode *n) {
     Tensor *a = n->in[0], *b = n->in[1];
-    swiglu_backward(a->data, b->data, n->out->grad, tensor_grad(tp, a), tensor_grad(tp, b), n->out->numel);
+    int64_t H = a->shape[a->ndim - 1], R = a->numel / (H ? H : 1);
+    swiglu_backward(a->data, b->data, n->out->grad, tensor_grad(tp, a), tensor_grad(tp, b), R, H, H);
+}
+
+static void swiglu_packed_backward_node(Tape *tp, TapeNode *n) {
+    Tensor *h = n->in[0];
+    int64_t H = n->iarg[0], R = n->out->numel / (H ? H : 1);
+    float *dh = tensor_grad(tp, h);
+    if (dh) swiglu_backward(h->data, h->data + H, n->out->grad, dh, dh + H, R, H, 2 * H);
+}
+
+Tensor *op_swiglu_packed(Tape *tp, Tensor *h) {
+    tensor_require_contiguous(h, "op_swiglu_packed");
+    int64_t H2 = h->shape[h->ndim - 1], H = H2 / 2, R = h->numel / (H2 ? H2 : 1);
+    if (H2 % 2) core_fatal("op_swiglu_packed: the last axis (%lld) must be even", (long long)H2);
+    int shape[TENSOR_MAX_DIMS];
+    for (int i = 0; i < h->ndim; i++) shape[i] = h->shape[i];
+    shape[h->ndim - 1] = (int)H;
+    Tensor *y = tape_output(tp, h->ndim, shape, &h, 1);
+    swiglu_forward(h->data, h->data + H, y->data, R, H, H2);
+    if (y->tangent) swiglu_tangent(h->data, h->data + H, h->tangent, h->tangent + H, y->tangent, R, H, H2);
+    TapeNode *n = tape_record(tp, "swiglu_packed", y, swiglu_packed_backward_node, &h, 1);
+    if (n) n->iarg[0] = H;
+    return y;
 }
 
 Tensor *op_swiglu(Tape *tp, Tensor *a, Tensor *b) {
@@ -200,8 +238,9 @@ Tensor *op_swiglu(Tape *tp, Tensor *a, Tensor *b) {
     if (!tensor_same_shape(a, b)) core_fatal("op_swiglu: a and b differ in shape");
     Tensor *in[2] = {a, b};
     Tensor *y = tape_output(tp, a->ndim, a->shape, in, 2);
-    swiglu_forward(a->data, b->data, y->data, a->numel);
-    if (y->tangent) swiglu_tangent(a->data, b->data, a->tangent, b->tangent, y->tangent, a->numel);
+    int64_t H = a->shape[a->ndim - 1], R = a->numel / (H ? H : 1);   // rows of the last axis
+    swiglu_forward(a->data, b->data, y->data, R, H, H);
+    if (y->tangent) swiglu_tangent(a->data, b->data, a->tangent, b->tangent, y->tangent, R, H, H);
     tape_record(tp, "swiglu", y, swiglu_backward_node, in, 2);
     return y;
 }

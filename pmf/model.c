@@ -171,9 +171,47 @@ static Tensor *head_rmsnorm(Tape *tp, Tensor *x, Tensor *w, int heads) {
     return op_reshape(tp, y, 3, x->shape);
 }
 
+// Parameters declared one after another (as block_declare does) lie one after another in the
+// store's data and gradient blocks, so (n_i, K) weights read as one (sum n_i, K) weight: one GEMM
+// for q, k and v (or w1 and w3) packs the activations once instead of once per projection. NULL
+// when the store laid them out otherwise (then the projections run one by one).
+static Tensor *stacked_weight(Tape *tp, Tensor *const *ws, int n) {
+    int rows = 0, K = ws[0]->shape[1];
+    for (int i = 0; i < n; i++) {
+        const Tensor *w = ws[i];
+        if (w->ndim != 2 || w->shape[1] != K || w->base || w->tangent || w->data != ws[0]->data + (int64_t)rows * K ||
+            w->requires_grad != ws[0]->requires_grad || (w->grad == NULL) != (ws[0]->grad == NULL) ||
+            (w->grad && w->grad != ws[0]->grad + (int64_t)rows * K))
+            return NULL;
+        rows += w->shape[0];
+    }
+    int shape[2] = {rows, K};
+    Tensor *s = tensor_wrap(tp, ws[0]->data, 2, shape, ws[0]->name);
+    s->grad = ws[0]->grad;   // tensor_grad hands out the parameters' own gradient block
+    s->requires_grad = ws[0]->requires_grad;
+    return s;
+}
+
+// Slice i of a (3, B, T, C) tensor as a dense (B, T, C) view.
+static Tensor *part3(Tape *tp, Tensor *x, int i) {
+    int s[3] = {x->shape[1], x->shape[2], x->shape[3]};
+    return op_reshape(tp, op_slice(tp, x, 0, i, i + 1), 3, s);
+}
+
 static Tensor *block_forward(Tape *tp, const PmfBlock *b, Tensor *x, const PmfConfig *c) {
     int g = c->img_size / c->patch;
     Tensor *n = op_rmsnorm(tp, x, b->norm1, 1e-6f);
+    Tensor *qkv_w[3] = {b->wq, b->wk, b->wv}, *w13[2] = {b->w1, b->w3};
+    Tensor *wqkv = stacked_weight(tp, qkv_w, 3), *w13s = stacked_weight(tp, w13, 2);
+    if (wqkv && w13s) {   // the same numbers as the chain below, in fewer passes (pmf_train's path)
+        Tensor *heads = op_qkv_heads(tp, op_linear(tp, n, wqkv, NULL), b->q_norm, b->k_norm, c->heads, 1e-6f,
+                                     PMF_PREFIX, g, g, 10000.0f);
+        Tensor *a = op_linear(tp, op_attention(tp, part3(tp, heads, 0), part3(tp, heads, 1), part3(tp, heads, 2), c->heads),
+                              b->wo, NULL);
+        x = op_add(tp, x, op_mul(tp, a, b->attn_scale));
+        Tensor *h = op_swiglu_packed(tp, op_linear(tp, op_rmsnorm(tp, x, b->norm2, 1e-6f), w13s, NULL));
+        return op_add(tp, x, op_mul(tp, op_linear(tp, h, b->w2, NULL), b->mlp_scale));
+    }
     Tensor *q = head_rmsnorm(tp, op_linear(tp, n, b->wq, NULL), b->q_norm, c->heads);
     Tensor *k = head_rmsnorm(tp, op_linear(tp, n, b->wk, NULL), b->k_norm, c->heads);
     Tensor *v = op_linear(tp, n, b->wv, NULL);

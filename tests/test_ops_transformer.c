@@ -6,6 +6,8 @@
 // rope2d_tail: x (2, 1+4+1, 16), start 1, grid 2x2, one trailing token untouched.
 // attention: q, k, v (2, 7, 2*4), 2 heads, scale 1/sqrt(4), no mask.
 // timestep_embedding: s = (0.05, 0.93, 2.6), dim 8, max_period 1e4.
+// qkv_heads: qkv (2, 3+6+1, 3*2*8) split, q and k RMSNormed per head (weights near 1) and rotated
+// on tokens [3, 9) (grid 2x3), v copied -> (3, 2, 10, 16).
 // Tolerances: 2e-5 relative vs the float64 references (float32 sin/cos/exp and softmax rows),
 // 2e-3 vs central differences with eps 1e-2 (float32).
 #include <stdlib.h>
@@ -26,6 +28,10 @@ static Tensor *rope2d(Tape *tp, Tensor **in, const SafeTensors *g) {
 static Tensor *attention(Tape *tp, Tensor **in, const SafeTensors *g) {
     return op_attention(tp, in[0], in[1], in[2], (int)meta_num(g, "n_heads"));
 }
+static Tensor *qkv_heads(Tape *tp, Tensor **in, const SafeTensors *g) {
+    return op_qkv_heads(tp, in[0], in[1], in[2], (int)meta_num(g, "n_heads"), 1e-6f, (int)meta_num(g, "start"),
+                        (int)meta_num(g, "gh"), (int)meta_num(g, "gw"), (float)meta_num(g, "theta"));
+}
 static Tensor *timestep_embedding(Tape *tp, Tensor **in, const SafeTensors *g) {
     return op_timestep_embedding(tp, in[0], (int)meta_num(g, "dim"), (float)meta_num(g, "max_period"));
 }
@@ -33,6 +39,7 @@ static Tensor *timestep_embedding(Tape *tp, Tensor **in, const SafeTensors *g) {
 static const OpCase cases[] = {
     {"rope2d", rope2d, 1, 0, 2e-5, 2e-3, 1e-2},
     {"rope2d_tail", rope2d, 1, 0, 2e-5, 2e-3, 1e-2},
+    {"qkv_heads", qkv_heads, 3, 0, 2e-5, 2e-3, 1e-2},
     {"attention", attention, 3, 0, 2e-5, 2e-3, 1e-2},
     {"timestep_embedding", timestep_embedding, 1, 0, 2e-5, 2e-3, 1e-2},
 };

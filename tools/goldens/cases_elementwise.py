@@ -72,6 +72,9 @@ def unary_cases():
                metadata={"lo": "0.05", "hi": "1.0"})
     write_case("ew_swiglu", lambda a, b: F.silu(a) * b, [randn(2, 3, 4, seed=424, scale=2.0),
                                                           randn(2, 3, 4, seed=425)], seed=426)
+    # op_swiglu_packed: h (2, 3, 2*4) = [a | b] -> silu(a) * b
+    write_case("ew_swiglu_packed", lambda h: F.silu(h[..., :4]) * h[..., 4:],
+               [np.concatenate([randn(2, 3, 4, seed=427, scale=2.0), randn(2, 3, 4, seed=428)], axis=-1)], seed=429)
 
 
 def reduction_cases():

@@ -41,6 +41,22 @@ def attention(q, k, v, n_heads):
     return (torch.softmax(s, dim=-1) @ heads(v)).transpose(1, 2).reshape(B, T, C)
 
 
+def qkv_heads(qkv, qn, kn, n_heads, start, gh, gw, theta, eps=1e-6):
+    """op_qkv_heads from its definition: split [q | k | v], RMSNorm q and k per head with the (HS)
+    weights, rope2d both, stack (3, B, T, C)."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    HS = C // n_heads
+
+    def norm(x, w):
+        xh = x.reshape(B, T, n_heads, HS)
+        y = xh * torch.rsqrt((xh * xh).mean(-1, keepdim=True) + eps) * w
+        return y.reshape(B, T, C)
+    q = rope2d(norm(qkv[..., :C], qn), n_heads, start, gh, gw, theta)
+    k = rope2d(norm(qkv[..., C:2 * C], kn), n_heads, start, gh, gw, theta)
+    return torch.stack([q, k, qkv[..., 2 * C:]], dim=0)
+
+
 def timestep_embedding(s, dim, max_period):
     half = dim // 2
     f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
@@ -53,6 +69,10 @@ def generate():
         write_case(name, lambda x, start=start, gh=gh, gw=gw: rope2d(x, 2, start, gh, gw, 10000.0),
                    [randn(2, T, 16, seed=seed)], seed=seed + 1,
                    metadata={"n_heads": 2, "start": start, "gh": gh, "gw": gw, "theta": 10000})
+    # op_qkv_heads: qkv (2, 3+6+1, 3*2*8): 2 heads of 8, tokens [3, 9) on a 2x3 grid, one after it.
+    write_case("qkv_heads", lambda qkv, qn, kn: qkv_heads(qkv, qn, kn, 2, 3, 2, 3, 10000.0),
+               [randn(2, 10, 48, seed=740), 1.0 + 0.3 * randn(8, seed=741), 1.0 + 0.3 * randn(8, seed=742)],
+               seed=743, metadata={"n_heads": 2, "start": 3, "gh": 2, "gw": 3, "theta": 10000})
     write_case("attention", lambda q, k, v: attention(q, k, v, 2),
                [randn(2, 7, 8, seed=720), randn(2, 7, 8, seed=721), randn(2, 7, 8, seed=722)], seed=723,
                metadata={"n_heads": 2})
