@@ -6,14 +6,16 @@
 # so drift of the machine's speed hits both sides alike. Prints the load average first: PyTorch's
 # spinning OpenMP threads collapse when anything else uses the cores, so figures taken under load
 # are labelled as such and do not measure the code.
-#   bash bench/step_vs_torch.sh [BUILD_DIR] [ROUNDS]   (env MODELS="XS/4:64 S/4:64 B/16:4", REPS=5)
-# B/16 runs at 256 px (its preset) with a small batch; skip it with MODELS="XS/4:64 S/4:64".
+#   bash bench/step_vs_torch.sh [BUILD_DIR] [ROUNDS]   (env MODELS="XS/4:64 S/4:64 B/16:4:2", REPS=5)
+# MODELS lists model:batch[:steps] (steps per run, default REPS). B/16 runs at 256 px (its preset)
+# at batch 4 with 2 steps per run: about 45 s a step here, so its rounds take most of an hour;
+# skip it with MODELS="XS/4:64 S/4:64" (about 10 minutes for 3 rounds).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 rounds=${2:-3}
 reps=${REPS:-5}
-models=${MODELS:-"XS/4:64 S/4:64 B/16:4"}
+models=${MODELS:-"XS/4:64 S/4:64 B/16:4:2"}
 py=/usr/bin/python3
 bench="$build/bench_step"
 [ -x "$bench" ] || { echo "step_vs_torch: $bench not built (cmake --build $build)"; exit 2; }
@@ -33,28 +35,27 @@ trap 'rm -rf "$tmp"' EXIT
 med() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for mb in $models; do
-    model=${mb%%:*}
-    batch=${mb##*:}
+    IFS=: read -r model batch mreps <<<"$mb"
+    mreps=${mreps:-$reps}
     key=$(echo "$model" | tr '/' '_')
     for r in $(seq 1 "$rounds"); do
         for t in 1 2; do
-            OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$bench" --model "$model" --batch "$batch" --threads "$t" --reps "$reps" \
+            OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$bench" --model "$model" --batch "$batch" --threads "$t" --reps "$mreps" \
                 >"$tmp/c_${key}_${t}_$r" 2>&1 || echo "step_vs_torch: bench_step $model $t threads failed: $(tail -1 "$tmp/c_${key}_${t}_$r")"
         done
         for t in 1 2; do
             OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t $py "$here/tools/reference/pmf_ref.py" --bench-child "$t" \
-                --bench-preset "$model" --bench-batch "$batch" --bench-reps "$reps" >"$tmp/t_${key}_${t}_$r" 2>&1 ||
+                --bench-preset "$model" --bench-batch "$batch" --bench-reps "$mreps" >"$tmp/t_${key}_${t}_$r" 2>&1 ||
                 echo "step_vs_torch: pmf_ref $model $t threads failed: $(tail -1 "$tmp/t_${key}_${t}_$r")"
         done
     done
 done
 
-echo "step_vs_torch: medians over $rounds alternated rounds, each the median of $reps steps (img/s)"
+echo "step_vs_torch: medians over $rounds alternated rounds, each the median of a run's steps (img/s)"
 printf "| %-6s | %5s | %9s | %9s | %11s | %11s | %13s | %16s | %16s |\n" model batch "C 1 thr" "C 2 thr" "torch 1 thr" "torch 2 thr" \
     "C best/torch" "C 1 thr: ceiling" "C 2 thr: ceiling"
 for mb in $models; do
-    model=${mb%%:*}
-    batch=${mb##*:}
+    IFS=: read -r model batch mreps <<<"$mb"
     key=$(echo "$model" | tr '/' '_')
     declare -A v=()
     for t in 1 2; do
