@@ -251,6 +251,9 @@ Tensor *op_mul(Tape *tp, Tensor *a, Tensor *b);
 Tensor *op_div(Tape *tp, Tensor *a, Tensor *b);
 Tensor *op_scale(Tape *tp, Tensor *x, float s);              // s * x
 Tensor *op_add_scalar(Tape *tp, Tensor *x, float s);         // x + s
+// x + a * g with x, a (..., C) and g (C): a gated residual branch in one pass (same numbers as
+// op_add(x, op_mul(a, g))).
+Tensor *op_gated_residual(Tape *tp, Tensor *x, Tensor *a, Tensor *g);
 
 // Unary
 Tensor *op_silu(Tape *tp, Tensor *x);

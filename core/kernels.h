@@ -45,6 +45,10 @@ static inline void rope_rotate(const float *cs, const float *x, float *y, int HS
     }
 }
 
+// dw (C) += sum over the R rows of a * b (b NULL: of a), a and b (R, C); threads take interleaved
+// rows into their own partials, added in thread order (deterministic for a thread count).
+void add_row_sums(const float *a, const float *b, float *dw, int64_t R, int C);
+
 // Row-wise softmax: x (R, C) -> y (R, C). Serial: callers parallelise over their own blocks.
 void softmax_rows(const float *x, float *y, int64_t R, int C);
 // out (+)= y * (a - rowsum(y * a)): the softmax JVP along a, and its VJP with a = dy.

@@ -5,6 +5,7 @@
 // Gradients of a broadcast input are sums over its broadcast dims; those loops run serially
 // (they are the small parameters: gates, position embeddings), full-shape ones in parallel.
 #include "core.h"
+#include "kernels.h"
 
 #include <string.h>
 
@@ -164,6 +165,61 @@ static Tensor *binary_op(Tape *tp, BinKind kind, Tensor *a, Tensor *b) {
         n->extra = tape_alloc(tp, sizeof *bc);
         memcpy(n->extra, bc, sizeof *bc);
     }
+    return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gated residual: y = x + a * g, x and a (R, C), g (C); one pass instead of op_mul then op_add.
+//   y' = x' + a' g + a g';  dx += dy, da += dy g, dg += sum_rows dy a
+
+static void gated_residual_backward_node(Tape *tp, TapeNode *n) {
+    Tensor *x = n->in[0], *a = n->in[1], *g = n->in[2];
+    int64_t C = g->numel, R = a->numel / (C ? C : 1);
+    const float *dy = n->out->grad, *gv = g->data;
+    float *dx = tensor_grad(tp, x), *da = tensor_grad(tp, a), *dg = tensor_grad(tp, g);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *dyr = dy + r * C;
+        if (dx) {
+            float *dxr = dx + r * C;
+            for (int64_t c = 0; c < C; c++) dxr[c] += dyr[c];
+        }
+        if (da) {
+            float *dar = da + r * C;
+            for (int64_t c = 0; c < C; c++) dar[c] += dyr[c] * gv[c];
+        }
+    }
+    if (dg) add_row_sums(dy, a->data, dg, R, (int)C);
+}
+
+Tensor *op_gated_residual(Tape *tp, Tensor *x, Tensor *a, Tensor *g) {
+    tensor_require_contiguous(x, "op_gated_residual");
+    tensor_require_contiguous(a, "op_gated_residual");
+    tensor_require_contiguous(g, "op_gated_residual");
+    int64_t C = a->shape[a->ndim - 1];
+    if (!tensor_same_shape(x, a) || g->numel != C)
+        core_fatal("op_gated_residual: x and a must have one shape (..., C) and g (C) = %lld elements", (long long)C);
+    int64_t R = a->numel / (C ? C : 1);
+    Tensor *in[3] = {x, a, g};
+    Tensor *y = tape_output(tp, a->ndim, a->shape, in, 3);
+    const float *xd = x->data, *ad = a->data, *gd = g->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        float *yr = y->data + r * C;
+        const float *xr = xd + r * C, *ar = ad + r * C;
+        for (int64_t c = 0; c < C; c++) yr[c] = xr[c] + ar[c] * gd[c];
+    }
+    if (y->tangent) {
+        const float *tx = x->tangent, *ta = a->tangent, *tg = g->tangent;
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < R; r++) {
+            float *tr = y->tangent + r * C;
+            const float *txr = tx ? tx + r * C : NULL, *tar = ta ? ta + r * C : NULL, *ar = ad + r * C;
+            for (int64_t c = 0; c < C; c++)
+                tr[c] = (txr ? txr[c] : 0.0f) + (tar ? tar[c] * gd[c] : 0.0f) + (tg ? ar[c] * tg[c] : 0.0f);
+        }
+    }
+    tape_record(tp, "gated_residual", y, gated_residual_backward_node, in, 3);
     return y;
 }
 

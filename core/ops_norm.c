@@ -15,7 +15,7 @@
 
 // Weight gradients sum over rows; rows are split across threads, each with its own partial sum,
 // then added in thread order (deterministic for a given thread count).
-static void add_row_sums(const float *a, const float *b, float *dw, int64_t R, int C) {
+void add_row_sums(const float *a, const float *b, float *dw, int64_t R, int C) {
     if (!dw) return;
     int nt = core_threads();
     float *part = core_calloc((size_t)nt * C, sizeof(float), "norm weight-gradient partials");

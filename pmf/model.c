@@ -208,9 +208,9 @@ static Tensor *block_forward(Tape *tp, const PmfBlock *b, Tensor *x, const PmfCo
                                      PMF_PREFIX, g, g, 10000.0f);
         Tensor *a = op_linear(tp, op_attention(tp, part3(tp, heads, 0), part3(tp, heads, 1), part3(tp, heads, 2), c->heads),
                               b->wo, NULL);
-        x = op_add(tp, x, op_mul(tp, a, b->attn_scale));
+        x = op_gated_residual(tp, x, a, b->attn_scale);
         Tensor *h = op_swiglu_packed(tp, op_linear(tp, op_rmsnorm(tp, x, b->norm2, 1e-6f), w13s, NULL));
-        return op_add(tp, x, op_mul(tp, op_linear(tp, h, b->w2, NULL), b->mlp_scale));
+        return op_gated_residual(tp, x, op_linear(tp, h, b->w2, NULL), b->mlp_scale);
     }
     Tensor *q = head_rmsnorm(tp, op_linear(tp, n, b->wq, NULL), b->q_norm, c->heads);
     Tensor *k = head_rmsnorm(tp, op_linear(tp, n, b->wk, NULL), b->k_norm, c->heads);

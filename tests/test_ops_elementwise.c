@@ -78,6 +78,9 @@ static Tensor *clip(Tape *tp, Tensor **in, const SafeTensors *g) {
 static Tensor *swiglu(Tape *tp, Tensor **in, const SafeTensors *g) {
     return same_shape_as_golden(op_swiglu(tp, in[0], in[1]), g);
 }
+static Tensor *gated_residual(Tape *tp, Tensor **in, const SafeTensors *g) {
+    return same_shape_as_golden(op_gated_residual(tp, in[0], in[1], in[2]), g);
+}
 static Tensor *swiglu_packed(Tape *tp, Tensor **in, const SafeTensors *g) {
     return same_shape_as_golden(op_swiglu_packed(tp, in[0]), g);
 }
@@ -131,6 +134,7 @@ static const OpCase cases[] = {
     {"ew_clip", clip, 1, 0, 1e-5, 2e-3, 1e-3},
     {"ew_swiglu", swiglu, 2, 0, 3e-5, 2e-3, 1e-2},
     {"ew_swiglu_packed", swiglu_packed, 1, 0, 3e-5, 2e-3, 1e-2},
+    {"ew_gated_residual", gated_residual, 3, 0, 1e-5, 2e-3, 1e-2},
     // Reductions of x (2,3,4) over all axes (AXES_ALL), the last axis (mask 0x4), axes 0 and 2 (0x5).
     {"red_sum_all_k0", sum, 1, 0, 1e-5, 2e-3, 1e-2},
     {"red_sum_all_k1", sum, 1, 0, 1e-5, 2e-3, 1e-2},

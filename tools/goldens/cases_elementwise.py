@@ -72,6 +72,9 @@ def unary_cases():
                metadata={"lo": "0.05", "hi": "1.0"})
     write_case("ew_swiglu", lambda a, b: F.silu(a) * b, [randn(2, 3, 4, seed=424, scale=2.0),
                                                           randn(2, 3, 4, seed=425)], seed=426)
+    # op_gated_residual: x + a * g, x and a (2, 3, 4), g (4)
+    write_case("ew_gated_residual", lambda x, a, g: x + a * g,
+               [randn(2, 3, 4, seed=430), randn(2, 3, 4, seed=431), randn(4, seed=432)], seed=433)
     # op_swiglu_packed: h (2, 3, 2*4) = [a | b] -> silu(a) * b
     write_case("ew_swiglu_packed", lambda h: F.silu(h[..., :4]) * h[..., 4:],
                [np.concatenate([randn(2, 3, 4, seed=427, scale=2.0), randn(2, 3, 4, seed=428)], axis=-1)], seed=429)
