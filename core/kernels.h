@@ -33,6 +33,17 @@ static inline double dot_f64(const float *a, const float *b, int n) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// sum_c w[c] g[c] x[c] (w NULL: sum_c g[c] x[c]) in dot_f64's order, w g rounded to float first
+// (the RMSNorm backward's mean(dn n) with dn = w g).
+static inline double wdot_f64(const float *w, const float *g, const float *x, int n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)(w ? w[c + k] * g[c + k] : g[c + k]) * x[c + k];
+    for (; c < n; c++) acc[0] += (double)(w ? w[c] * g[c] : g[c]) * x[c];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 // 2-D RoPE's table (op_rope2d): cs (n_pos, HS/2, 2) = cos and sin of each (grid position, pair),
 // position p at (p / gw, p % gw).
 void rope2d_table(float *cs, int n_pos, int gw, int HS, float theta);

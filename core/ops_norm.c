@@ -77,15 +77,9 @@ static void rmsnorm_backward(const float *x, const float *w, const float *rstd, 
         if (nr)
             for (int c = 0; c < C; c++) nr[c] = xr[c] * s;
         if (!dx) continue;
-        // mean(dn n) = rstd mean(w dy x), in dot_f64's order (8 interleaved sums, see kernels.h)
-        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int c = 0;
-        for (; c + 8 <= C; c += 8)
-            for (int k = 0; k < 8; k++) acc[k] += (double)(w ? w[c + k] * dyr[c + k] : dyr[c + k]) * xr[c + k];
-        for (; c < C; c++) acc[0] += (double)(w ? w[c] * dyr[c] : dyr[c]) * xr[c];
-        double m = (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) * s;
+        double m = wdot_f64(w, dyr, xr, C) * s;   // mean(dn n) = rstd mean(w dy x)
         float mf = (float)(m / C), *dxr = dx + r * C;
-        for (c = 0; c < C; c++) dxr[c] += s * ((w ? w[c] * dyr[c] : dyr[c]) - xr[c] * s * mf);
+        for (int c = 0; c < C; c++) dxr[c] += s * ((w ? w[c] * dyr[c] : dyr[c]) - xr[c] * s * mf);
     }
     if (dw) add_row_sums(dy, nbuf, dw, R, C);
 }

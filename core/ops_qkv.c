@@ -99,14 +99,9 @@ static void qkv_backward(const Qkv *s, const float *in, const float *wq, const f
                     if (want_dw)
                         for (int c = 0; c < HS; c++) pdw[part * HS + c] += g[c] * (x[c] * r);
                     if (!din) continue;
-                    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};   // mean(w g n) = r mean(w g x), dot_f64's order
-                    int c = 0;
-                    for (; c + 8 <= HS; c += 8)
-                        for (int k = 0; k < 8; k++) acc[k] += (double)(w ? w[c + k] * g[c + k] : g[c + k]) * x[c + k];
-                    for (; c < HS; c++) acc[0] += (double)(w ? w[c] * g[c] : g[c]) * x[c];
-                    double m = (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))) * r;
+                    double m = wdot_f64(w, g, x, HS) * r;   // mean(w g n) = r mean(w g x)
                     float mf = (float)(m / HS), *dx = din + bt * 3 * C + part * C + h * HS;
-                    for (c = 0; c < HS; c++) dx[c] += r * ((w ? w[c] * g[c] : g[c]) - x[c] * r * mf);
+                    for (int c = 0; c < HS; c++) dx[c] += r * ((w ? w[c] * g[c] : g[c]) - x[c] * r * mf);
                 }
             }
             if (din) {
