@@ -24,7 +24,8 @@ static void usage(void) {
             "  PATH is a folder of .png images, an HDF5 file with 'images' (N, H, W, C) uint8, a folder of\n"
             "  pmf_prepare shards (shard-*.h5), or an .npz\n"
             "  with 'mu' and 'sigma' (pytorch-fid / ADM reference statistics). PATH1 may also be a\n"
-            "  pmf_train checkpoint (.safetensors): N class-balanced samples are generated first.\n"
+            "  pmf_train checkpoint or a converted official pMF model (.safetensors): N class-balanced\n"
+            "  samples are generated first.\n"
             "options:\n"
             "  --weights FILE      InceptionV3 safetensors (default $PMF_INCEPTION_WEIGHTS, else\n"
             "                      pt_inception-2015-12-05.safetensors); make it with\n"
@@ -51,7 +52,8 @@ static void usage(void) {
             "from a checkpoint (PATH1 = CKPT.safetensors):\n"
             "  --n N               samples to generate (default 10000)      --omega W   CFG scale\n"
             "  --t-min A --t-max B guidance interval                         --steps K   NFE\n"
-            "                      (omega, interval and steps default to the checkpoint's sampling section)\n"
+            "                      (omega, interval and steps default to the checkpoint's sampling section;\n"
+            "                      a converted official model's: the official evaluation settings)\n"
             "  --ema K             EMA of the checkpoint (default 0; -1 raw) --seed S    noise seed (default 0)\n"
             "  --floor PATH        also the same distance between PATH (e.g. training images) and PATH2\n");
 }
@@ -105,7 +107,7 @@ static int parse(int argc, char **argv, Args *a) {
     eval_run_config_default(&a->run);
     a->features = "inception";
     a->splits = 10;
-    a->gen = (PmfSampleArgs){NULL, 0, 10000, 100, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10};
+    a->gen = (PmfSampleArgs){NULL, 0, 10000, 16, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10, NULL, NULL, NULL, NULL};
     a->weights = getenv("PMF_INCEPTION_WEIGHTS");
     if (!a->weights) a->weights = "pt_inception-2015-12-05.safetensors";
     for (int i = 1; i < argc; i++) {

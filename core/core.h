@@ -164,6 +164,9 @@ void params_init(ParamStore *ps, int max_tensors);
 Tensor *params_declare(ParamStore *ps, const char *name, int ndim, const int *shape);
 void params_finalize(ParamStore *ps);           // allocates; data zeroed, grads zeroed
 void params_zero_grad(ParamStore *ps);
+// Inference only: frees the gradient block (as large as the parameters); the tensors become
+// constants, which is all a no-tape forward needs.
+void params_drop_grads(ParamStore *ps);
 Tensor *params_find(ParamStore *ps, const char *name);
 void params_free(ParamStore *ps);
 
@@ -232,6 +235,50 @@ void st_writer_meta(StWriter *w, const char *key, const char *value);
 // Atomic: writes path.tmp, fsyncs, renames over path, fsyncs the folder. Returns 0 or -1.
 int st_writer_save(StWriter *w, const char *path);
 void st_writer_free(StWriter *w);
+// The whole of a regular file (malloc'd), at most max_bytes; NULL with a message naming the file.
+unsigned char *core_read_file(const char *path, size_t max_bytes, size_t *n);
+// Writes the parts one after the other to path.tmp, fsyncs, renames over path and fsyncs the
+// folder: a crash leaves the old file or the new one, never half of one. 0, or -1 with a message.
+int core_write_atomic(const char *path, int n_parts, const void *const *parts, const size_t *sizes);
+// The same written piece by piece (a stream of batches): open, write..., commit (or abort, which
+// removes the temporary file). Each returns 0 or -1 with a message naming the file.
+typedef struct CoreAtomicFile {
+    int fd;
+    char *tmp, *path;
+} CoreAtomicFile;
+int core_atomic_open(CoreAtomicFile *f, const char *path);
+int core_atomic_write(CoreAtomicFile *f, const void *buf, size_t n);
+int core_atomic_commit(CoreAtomicFile *f);
+void core_atomic_abort(CoreAtomicFile *f);
+
+// ---------------------------------------------------------------------------------------------
+// .npy files (numpy.save): a float or integer array, C or Fortran order, npy format 1.0 / 2.0 /
+// 3.0, little-endian (or single-byte) dtypes. Read into float32 (floats) or int64 (integers);
+// the element count is checked in 64 bits against the file's size and `max_numel` before anything
+// is allocated. Written as float32 C-order npy 1.0, atomically.
+typedef struct NpyArray {
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    char kind;           // 'f' (floats: f32 set) or 'i' (integers, signed or not: i64 set)
+    float *f32;
+    int64_t *i64;
+} NpyArray;
+int npy_read(const char *path, int64_t max_numel, NpyArray *out);   // -1 and a message naming the file
+// The same from memory; `label` names the source in messages (fuzz/fuzz_npy.c).
+int npy_parse_bytes(const unsigned char *bytes, size_t n, const char *label, int64_t max_numel, NpyArray *out);
+void npy_free(NpyArray *a);
+int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data);
+// A float32 .npy of a known shape written a piece at a time (atomically); finish checks that
+// exactly the shape's elements were added.
+typedef struct NpyWriter {
+    CoreAtomicFile file;
+    int64_t numel, added;
+} NpyWriter;
+int npy_writer_open(NpyWriter *w, const char *path, int ndim, const int64_t *shape);
+int npy_writer_add(NpyWriter *w, const float *data, int64_t count);
+int npy_writer_finish(NpyWriter *w);
+void npy_writer_abort(NpyWriter *w);
 
 // ---------------------------------------------------------------------------------------------
 // Ops. Each returns a new tensor in the tape's arena. Shapes use short names: B batch, T tokens,

@@ -54,7 +54,13 @@ void params_finalize(ParamStore *ps) {
 }
 
 void params_zero_grad(ParamStore *ps) {
-    memset(ps->grad, 0, (size_t)ps->total * sizeof(float));
+    if (ps->grad) memset(ps->grad, 0, (size_t)ps->total * sizeof(float));
+}
+
+void params_drop_grads(ParamStore *ps) {
+    free(ps->grad);
+    ps->grad = NULL;
+    for (int i = 0; i < ps->n; i++) ps->tensors[i].grad = NULL, ps->tensors[i].requires_grad = 0;
 }
 
 Tensor *params_find(ParamStore *ps, const char *name) {

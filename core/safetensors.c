@@ -136,11 +136,12 @@ static int parse_entry(SafeTensors *st, const char *name, json_object *v, StEntr
     return 0;
 }
 
-int safetensors_parse(SafeTensors *st, const unsigned char *bytes, size_t n, const char *label) {
+// Parses the file's bytes in `owned` (malloc'd), which st takes over (freed by safetensors_close,
+// also on failure): a file read from disk is held once, not copied.
+static int parse_owned(SafeTensors *st, unsigned char *owned, size_t n, const char *label) {
     memset(st, 0, sizeof *st);
     st->path = dup_str(label);
-    st->bytes = core_malloc(n, "safetensors file");
-    if (n) memcpy(st->bytes, bytes, n);
+    st->bytes = owned;
     st->file_size = n;
     const char *p = st->path;
     if (n < 8) {
@@ -245,31 +246,47 @@ fail:;
     return -1;
 }
 
+int safetensors_parse(SafeTensors *st, const unsigned char *bytes, size_t n, const char *label) {
+    unsigned char *copy = core_malloc(n, "safetensors file");
+    if (n) memcpy(copy, bytes, n);
+    return parse_owned(st, copy, n, label);
+}
+
 int safetensors_open(SafeTensors *st, const char *path) {
     memset(st, 0, sizeof *st);
+    size_t n;
+    unsigned char *buf = core_read_file(path, SIZE_MAX, &n);
+    return buf ? parse_owned(st, buf, n, path) : -1;
+}
+
+unsigned char *core_read_file(const char *path, size_t max_bytes, size_t *n_out) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         core_set_error("%s: cannot open (%s)", path, strerror(errno));
-        return -1;
+        return NULL;
     }
     struct stat sb;
     if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         core_set_error("%s: not a regular file", path);
         fclose(f);
-        return -1;
+        return NULL;
+    }
+    if ((uint64_t)sb.st_size > (uint64_t)max_bytes) {
+        core_set_error("%s: %lld bytes, more than the %zu this file can hold", path, (long long)sb.st_size, max_bytes);
+        fclose(f);
+        return NULL;
     }
     size_t n = (size_t)sb.st_size;
-    unsigned char *buf = core_malloc(n, "safetensors file");
-    if (n && fread(buf, 1, n, f) != n) {
-        core_set_error("%s: read failed (%s)", path, strerror(errno));
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf || (n && fread(buf, 1, n, f) != n)) {
+        core_set_error(buf ? "%s: read failed (%s)" : "%s: out of memory reading it (%s)", path, strerror(errno));
         free(buf);
         fclose(f);
-        return -1;
+        return NULL;
     }
     fclose(f);
-    int rc = safetensors_parse(st, buf, n, path);
-    free(buf);
-    return rc;
+    *n_out = n;
+    return buf;
 }
 
 const StEntry *safetensors_find(const SafeTensors *st, const char *name) {
@@ -429,46 +446,84 @@ int st_writer_save(StWriter *w, const char *path) {
     memset(header + jl, ' ', padded - jl);
     json_object_put(root);
 
-    size_t plen = strlen(path);
-    char *tmp = core_malloc(plen + 5, "temp path");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        core_set_error("%s: cannot create (%s)", tmp, strerror(errno));
-        free(header), free(tmp);
-        return -1;
-    }
+    int n_parts = 2 + w->n;
+    const void **parts = core_malloc((size_t)n_parts * sizeof *parts, "safetensors parts");
+    size_t *sizes = core_malloc((size_t)n_parts * sizeof *sizes, "safetensors parts");
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int rc = write_all(fd, len8, 8) || write_all(fd, header, padded);
-    for (int i = 0; !rc && i < w->n; i++) rc = write_all(fd, w->items[i].data, (size_t)w->items[i].numel * 4);
-    if (!rc) rc = fsync(fd);
-    int saved_errno = errno;
-    close(fd);
-    free(header);
-    if (rc) {
-        core_set_error("%s: write failed (%s)", tmp, strerror(saved_errno));
-        unlink(tmp);
-        free(tmp);
+    parts[0] = len8, sizes[0] = 8, parts[1] = header, sizes[1] = padded;
+    for (int i = 0; i < w->n; i++) parts[2 + i] = w->items[i].data, sizes[2 + i] = (size_t)w->items[i].numel * 4;
+    int rc = core_write_atomic(path, n_parts, parts, sizes);
+    free(parts), free(sizes), free(header);
+    return rc;
+}
+
+int core_atomic_open(CoreAtomicFile *f, const char *path) {
+    size_t plen = strlen(path);
+    f->path = dup_str(path);
+    f->tmp = core_malloc(plen + 5, "temp path");
+    memcpy(f->tmp, path, plen);
+    memcpy(f->tmp + plen, ".tmp", 5);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (f->fd < 0) {
+        core_set_error("%s: cannot create (%s)", f->tmp, strerror(errno));
+        free(f->tmp), free(f->path);
+        f->tmp = f->path = NULL;
         return -1;
     }
-    if (rename(tmp, path) != 0) {
-        core_set_error("%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
+    return 0;
+}
+
+int core_atomic_write(CoreAtomicFile *f, const void *buf, size_t n) {
+    if (write_all(f->fd, buf, n)) {
+        core_set_error("%s: write failed (%s)", f->tmp, strerror(errno));
         return -1;
     }
-    free(tmp);
+    return 0;
+}
+
+void core_atomic_abort(CoreAtomicFile *f) {
+    if (!f->tmp) return;
+    close(f->fd);
+    unlink(f->tmp);
+    free(f->tmp), free(f->path);
+    f->tmp = f->path = NULL;
+}
+
+int core_atomic_commit(CoreAtomicFile *f) {
+    if (fsync(f->fd)) {
+        core_set_error("%s: write failed (%s)", f->tmp, strerror(errno));
+        core_atomic_abort(f);
+        return -1;
+    }
+    close(f->fd);
+    if (rename(f->tmp, f->path) != 0) {
+        core_set_error("%s: cannot rename to %s (%s)", f->tmp, f->path, strerror(errno));
+        unlink(f->tmp);
+        free(f->tmp), free(f->path);
+        f->tmp = f->path = NULL;
+        return -1;
+    }
     // fsync the folder so the rename itself survives a crash.
-    char *dcopy = dup_str(path);
-    int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
+    int dfd = open(dirname(f->path), O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
     }
-    free(dcopy);
+    free(f->tmp), free(f->path);
+    f->tmp = f->path = NULL;
     return 0;
+}
+
+int core_write_atomic(const char *path, int n_parts, const void *const *parts, const size_t *sizes) {
+    CoreAtomicFile f;
+    if (core_atomic_open(&f, path)) return -1;
+    for (int i = 0; i < n_parts; i++)
+        if (core_atomic_write(&f, parts[i], sizes[i])) {
+            core_atomic_abort(&f);
+            return -1;
+        }
+    return core_atomic_commit(&f);
 }
 
 void st_writer_free(StWriter *w) {

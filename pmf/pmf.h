@@ -185,26 +185,46 @@ Tensor *pmf_velocity(Tape *tp, const PmfConfig *c, Tensor *net, Tensor *z, const
 void pmf_sample(Tape *tp, PmfModel *m, float *z, const int *labels, int B, int steps, float omega,
                 float t_min, float t_max);
 
-// pmf_sample's body: images from a training checkpoint (its config is in the metadata).
+// pmf_sample's body: images from a training checkpoint (its config is in the metadata) or from a
+// converted official model (tools/convert_weights.py pmf).
 typedef struct PmfSampleArgs {
     const char *checkpoint;
-    int ema;                     // -1: the raw weights; k: the checkpoint's EMA k (ema<k>/...)
-    int n, batch, steps;         // images, images per forward, network evaluations (1 = 1-NFE; 0: the
-                                 // checkpoint's sampling.num_steps)
+    int ema;                     // -1: the raw weights; k: the checkpoint's EMA k (ema<k>/...);
+                                 // a converted model has one set of weights and ignores it
+    int n, batch, steps;         // images (0: the --noise/--labels rows, else 100), images per
+                                 // forward, network evaluations (1 = 1-NFE; 0: the file's sampling.num_steps)
     float omega, t_min, t_max;   // CFG scale and interval (network conditions, free at sampling); NAN:
-                                 // the checkpoint's sampling.omega / t_min / t_max
+                                 // the file's sampling.omega / t_min / t_max (a converted model: the
+                                 // official evaluation settings)
     const int *classes;          // cycled through; NULL = class-balanced over every class
     int n_classes;
     uint64_t seed;
     const char *grid, *png_dir, *h5;   // outputs (any may be NULL)
     int grid_cols;
+    const char *noise_npy;       // raw N(0, 1) noise (n, C, H, W) float32 .npy, times the noise scale
+    const char *labels_npy;      // class ids (n) .npy, any integer dtype
+    const char *npy;             // output: the samples (n, C, H, W) float32 .npy before rounding
+    double *seconds;             // if set: receives the generation's wall time (loading excluded)
 } PmfSampleArgs;
 // Generates a batch at a time (the batch lowered to what fits in memory), writing each batch out:
 // memory does not grow with n. The grid shows the first PMF_SAMPLE_GRID_MAX images.
 #define PMF_SAMPLE_GRID_MAX 256
 int pmf_sample_run(const PmfSampleArgs *a);
-// a with what it leaves open filled in from its checkpoint (what pmf_sample_run will use).
+// a with what it leaves open filled in from its checkpoint and input files (what pmf_sample_run
+// will use).
 int pmf_sample_resolve(const PmfSampleArgs *a, PmfSampleArgs *out);
+// A run's inputs: the --noise / --labels files (checked against the model and each other; -1 with
+// a message naming the file) and n (a->n, else the files' rows, else 100). _batch gives images
+// b0 .. b0+B-1 their starting noise (times the noise scale; from the file, or the seed's stream at
+// image b0, so any batch size gives the same images) and labels.
+typedef struct PmfSampleInputs {
+    NpyArray noise, labels;   // empty unless given
+    int n;
+} PmfSampleInputs;
+int pmf_sample_inputs_open(PmfSampleInputs *in, const PmfSampleArgs *a, const PmfConfig *c);
+void pmf_sample_inputs_batch(const PmfSampleInputs *in, const PmfSampleArgs *a, const PmfConfig *c, int b0, int B,
+                             float *noise, int *labels);
+void pmf_sample_inputs_close(PmfSampleInputs *in);
 
 // ---------------------------------------------------------------------------------------------
 // Training configuration: YAML files with the official configs' keys (spec 8), overridable from
@@ -252,6 +272,17 @@ int pmf_train_config_set(PmfTrainConfig *c, const char *key, const char *value);
 int pmf_train_config_finish(PmfTrainConfig *c);
 // The configuration as YAML (stored in checkpoints and run folders).
 char *pmf_train_config_yaml(const PmfTrainConfig *c);
+
+// A model for inference from a pmf_train checkpoint (its raw weights, ema = -1, or EMA k) or from
+// an official pMF model converted by tools/convert_weights.py pmf (metadata format
+// PMF_INFERENCE_FORMAT: weights under "model/", no EMAs, `ema` ignored). The u-path only; cfg gets
+// the file's stored configuration (architecture, noise scale, sampling.* defaults). -1 with a
+// message naming the file and the tensor.
+#define PMF_INFERENCE_FORMAT "pmf-inference-1"
+int pmf_model_open(const char *path, int ema, PmfModel *m, PmfTrainConfig *cfg);
+int pmf_is_inference_file(const SafeTensors *st);
+// Only the stored configuration of such a file; *inference (if given): 1 for a converted model.
+int pmf_file_config(const char *path, PmfTrainConfig *cfg, int *inference);
 
 // ---------------------------------------------------------------------------------------------
 // EMAs (spec 7.2): EDM-style power EMAs, several at once. After optimizer step `step` (counted

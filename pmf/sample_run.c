@@ -1,8 +1,8 @@
-// pmf/sample_run.c: the body of pmf_sample. Loads a training checkpoint (its configuration is in
-// the metadata), picks the raw or an EMA copy of the u-path's weights, and generates images a batch
-// at a time with 1 or k network evaluations, writing as it goes: a PNG grid (the first
-// PMF_SAMPLE_GRID_MAX images), one PNG per image, and/or an HDF5 shard (dataset/'s format: uint8
-// NHWC "images" and int32 "labels") for evaluation. Memory stays one batch's whatever n is, and the
+// pmf/sample_run.c: the body of pmf_sample. Opens a training checkpoint (the raw or an EMA copy of
+// the u-path's weights) or a converted official model (pmf_model_open), and generates images a
+// batch at a time with 1 or k network evaluations, writing as it goes: a PNG grid (the first
+// PMF_SAMPLE_GRID_MAX images), one PNG per image, an HDF5 shard (dataset/'s format: uint8 NHWC
+// "images" and int32 "labels") for evaluation and/or the float samples as .npy. Memory stays one batch's whatever n is, and the
 // batch is lowered to what the machine can hold.
 #include <math.h>
 #include <stdio.h>
@@ -14,31 +14,8 @@
 #include "dataset/dataset.h"
 #include "pmf/pmf.h"
 
-// The checkpoint's stored configuration, parsed by the same loader as a config file.
-static int config_from_checkpoint(const SafeTensors *st, PmfTrainConfig *cfg) {
-    const char *yaml = safetensors_meta(st, "config");
-    if (!yaml) {
-        core_set_error("%s: checkpoint metadata has no 'config' (not a pmf_train checkpoint?)", st->path);
-        return -1;
-    }
-    char tmp[] = "/tmp/pmf_sample_config_XXXXXX";
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        core_set_error("cannot create a temporary file for the checkpoint's config");
-        return -1;
-    }
-    FILE *f = fdopen(fd, "w");
-    fputs(yaml, f);
-    fclose(f);
-    pmf_train_config_default(cfg);
-    int rc = pmf_train_config_load(cfg, tmp);
-    unlink(tmp);
-    if (rc == 0) rc = pmf_train_config_finish(cfg);
-    return rc;
-}
-
 // What the caller left open (steps 0, omega / interval NAN) comes from the checkpoint's sampling
-// section: the settings the run itself sampled with.
+// section: the settings the run itself sampled with (a converted model's: the official ones).
 static PmfSampleArgs sampling_defaults(const PmfSampleArgs *a, const PmfTrainConfig *cfg) {
     PmfSampleArgs r = *a;
     if (r.steps <= 0) r.steps = cfg->num_steps;
@@ -49,29 +26,17 @@ static PmfSampleArgs sampling_defaults(const PmfSampleArgs *a, const PmfTrainCon
 }
 
 int pmf_sample_resolve(const PmfSampleArgs *a, PmfSampleArgs *out) {
-    SafeTensors st;
-    if (safetensors_open(&st, a->checkpoint)) return -1;
     PmfTrainConfig cfg;
-    int rc = config_from_checkpoint(&st, &cfg);
-    if (rc == 0) *out = sampling_defaults(a, &cfg);
-    safetensors_close(&st);
-    return rc;
-}
-
-// The u-path's weights (raw, or EMA k) of a checkpoint into m (initialised with with_v_head 0).
-static int load_weights(const SafeTensors *st, const PmfSampleArgs *a, PmfModel *m) {
-    char prefix[16] = "model";
-    if (a->ema >= 0) snprintf(prefix, sizeof prefix, "ema%d", a->ema);
-    for (int i = 0; i < m->ps.n; i++) {
-        Tensor *t = &m->ps.tensors[i];
-        char name[300];
-        snprintf(name, sizeof name, "%s/%s", prefix, t->name);
-        if (!safetensors_find(st, name)) {
-            core_set_error("%s: no tensor '%s'%s", a->checkpoint, name, a->ema >= 0 ? " (is there such an EMA? try --ema -1 for the raw weights)" : "");
-            return -1;
-        }
-        if (safetensors_read_f32(st, name, t->ndim, t->shape, t->data)) return -1;
-    }
+    int inference;
+    if (pmf_file_config(a->checkpoint, &cfg, &inference)) return -1;
+    *out = sampling_defaults(a, &cfg);
+    if (inference) out->ema = -1;   // a converted model holds one set of weights, stored as raw
+    if (out->n > 0) return 0;
+    // the count of --noise / --labels (checked against each other and the model as the run will)
+    PmfSampleInputs in;
+    if (pmf_sample_inputs_open(&in, out, &cfg.model)) return -1;
+    out->n = in.n;
+    pmf_sample_inputs_close(&in);
     return 0;
 }
 
@@ -118,6 +83,8 @@ typedef struct SampleSinks {
     DsShardWriter *h5;
     uint8_t *px;           // one batch, NHWC uint8
     int32_t *labels32;
+    NpyWriter npy;         // the float samples, if a->npy
+    int has_npy;
 } SampleSinks;
 
 static int write_batch(SampleSinks *o, const PmfSampleArgs *a, const PmfConfig *mc, const float *img,
@@ -126,6 +93,7 @@ static int write_batch(SampleSinks *o, const PmfSampleArgs *a, const PmfConfig *
     int64_t numel = (int64_t)C * S * S;
     for (int i = b0; i < b0 + B && i < o->grid_n; i++)
         memcpy(o->grid + (size_t)i * numel, img + (size_t)(i - b0) * numel, (size_t)numel * sizeof(float));
+    if (o->has_npy && npy_writer_add(&o->npy, img, B * numel)) return -1;
     if (!a->png_dir && !o->h5) return 0;
     to_u8(img, B, C, S, o->px);
     for (int i = 0; i < B; i++) o->labels32[i] = labels[i];
@@ -138,20 +106,10 @@ static int write_batch(SampleSinks *o, const PmfSampleArgs *a, const PmfConfig *
     return 0;
 }
 
-// Image i's class: cycled through the given classes, else class-balanced over every class.
-static int image_class(const PmfSampleArgs *a, int i, int classes) {
-    return a->n_classes ? a->classes[i % a->n_classes] : i % classes;
-}
-
-static int sample_all(const PmfSampleArgs *a, PmfModel *m, SampleSinks *o) {
+static int sample_all(const PmfSampleArgs *a, PmfModel *m, const PmfSampleInputs *in, SampleSinks *o) {
     const PmfConfig *mc = &m->cfg;
-    int n = a->n, classes = mc->num_classes;
+    int n = in->n;
     int64_t numel = (int64_t)mc->channels * mc->img_size * mc->img_size;
-    for (int i = 0; i < a->n_classes; i++)
-        if (a->classes[i] < 0 || a->classes[i] > classes) {
-            core_set_error("class %d outside [0, %d] (%d = unconditional)", a->classes[i], classes, classes);
-            return -1;
-        }
     int batch = fitting_batch(m, a, numel);
     if (batch < 1) return -1;
     float *img = core_malloc((size_t)batch * numel * sizeof(float), "samples");
@@ -166,12 +124,7 @@ static int sample_all(const PmfSampleArgs *a, PmfModel *m, SampleSinks *o) {
     int tty = isatty(2), rc = 0;   // a progress line on a terminal only
     for (int b0 = 0; b0 < n && rc == 0; b0 += batch) {
         int B = n - b0 < batch ? n - b0 : batch;
-        // Image i's noise is the i-th slice of one seeded stream: the same for any batch size.
-        Rng r;
-        rng_init(&r, a->seed);
-        r.offset = (uint64_t)b0 * (uint64_t)numel;
-        rng_fill_normal(&r, img, B * numel, 0.0f, mc->noise_scale);
-        for (int i = 0; i < B; i++) labels[i] = image_class(a, b0 + i, classes);
+        pmf_sample_inputs_batch(in, a, mc, b0, B, img, labels);
         tape_reset(&tp);
         pmf_sample(&tp, m, img, labels, B, a->steps, a->omega, a->t_min, a->t_max);
         rc = write_batch(o, a, mc, img, labels, b0, B);
@@ -179,6 +132,7 @@ static int sample_all(const PmfSampleArgs *a, PmfModel *m, SampleSinks *o) {
         if (tty) fprintf(stderr, "\rpmf_sample: %d/%d images  %.1f img/s", b0 + B, n, (b0 + B) / (dt > 0 ? dt : 1e-9));
     }
     if (tty) fprintf(stderr, "\n");
+    if (a->seconds) *a->seconds = core_now() - t0;
     tape_free(&tp);
     arena_free(&arena);
     free(img), free(labels);
@@ -186,24 +140,19 @@ static int sample_all(const PmfSampleArgs *a, PmfModel *m, SampleSinks *o) {
 }
 
 int pmf_sample_run(const PmfSampleArgs *args) {
-    SafeTensors st;
-    if (safetensors_open(&st, args->checkpoint)) return -1;
     PmfTrainConfig cfg;
     PmfModel m;
-    int has_model = 0, rc = -1;
+    int rc = -1;
     SampleSinks o = {0};
-    PmfSampleArgs resolved;
+    PmfSampleInputs in = {0};
+    if (pmf_model_open(args->checkpoint, args->ema, &m, &cfg)) return -1;
+    PmfSampleArgs resolved = sampling_defaults(args, &cfg);
     const PmfSampleArgs *a = &resolved;
-    if (config_from_checkpoint(&st, &cfg)) goto done;
-    resolved = sampling_defaults(args, &cfg);
-    PmfConfig mc = cfg.model;
-    mc.with_v_head = 0;   // inference builds the u-path only
-    pmf_model_init(&m, &mc, 0);
-    has_model = 1;
-    if (load_weights(&st, a, &m)) goto done;
+    const PmfConfig mc = m.cfg;
+    if (pmf_sample_inputs_open(&in, a, &mc)) goto done;
     int64_t numel = (int64_t)mc.channels * mc.img_size * mc.img_size;
     if (a->grid) {
-        o.grid_n = a->n < PMF_SAMPLE_GRID_MAX ? a->n : PMF_SAMPLE_GRID_MAX;
+        o.grid_n = in.n < PMF_SAMPLE_GRID_MAX ? in.n : PMF_SAMPLE_GRID_MAX;
         o.grid = core_malloc((size_t)o.grid_n * numel * sizeof(float), "sample grid");
     }
     if (a->png_dir && mkdir(a->png_dir, 0755) && access(a->png_dir, W_OK)) {
@@ -216,18 +165,28 @@ int pmf_sample_run(const PmfSampleArgs *args) {
         DsShardMeta meta = {mc.img_size, mc.channels, 0, source, "none", 0, NULL};
         if (!(o.h5 = ds_shard_writer_open(a->h5, &meta))) goto done;
     }
-    if (sample_all(a, &m, &o)) goto done;
+    int64_t npy_shape[4] = {in.n, mc.channels, mc.img_size, mc.img_size};
+    if (a->npy) {
+        if (npy_writer_open(&o.npy, a->npy, 4, npy_shape)) goto done;
+        o.has_npy = 1;
+    }
+    if (sample_all(a, &m, &in, &o)) goto done;
     if (o.h5) {
         DsShardWriter *w = o.h5;
         o.h5 = NULL;
         if (ds_shard_writer_finish(w)) goto done;
     }
+    if (o.has_npy) {
+        o.has_npy = 0;
+        if (npy_writer_finish(&o.npy)) goto done;
+    }
     if (o.grid && pmf_png_grid(a->grid, o.grid, o.grid_n, mc.channels, mc.img_size, mc.img_size, a->grid_cols)) goto done;
     rc = 0;
 done:
     if (o.h5) ds_shard_writer_abort(o.h5);
+    if (o.has_npy) npy_writer_abort(&o.npy);
     free(o.grid), free(o.px), free(o.labels32);
-    if (has_model) pmf_model_free(&m);
-    safetensors_close(&st);
+    pmf_sample_inputs_close(&in);
+    pmf_model_free(&m);
     return rc;
 }

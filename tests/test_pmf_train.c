@@ -212,7 +212,7 @@ START_TEST(micro_batches_give_the_batch_update) {
     snprintf(h2, sizeof h2, "%s/s2.h5", root);
     snprintf(h3, sizeof h3, "%s/s3.h5", root);
     int cls[2] = {3, 7};
-    PmfSampleArgs sa = {p, 0, 6, 4, 1, 2.0f, 0.0f, 1.0f, cls, 2, 5, NULL, NULL, h1, 10};
+    PmfSampleArgs sa = {p, 0, 6, 4, 1, 2.0f, 0.0f, 1.0f, cls, 2, 5, NULL, NULL, h1, 10, NULL, NULL, NULL, 0};
     ck_assert_msg(pmf_sample_run(&sa) == 0, "%s", core_last_error());
     sa.h5 = h2;
     ck_assert_msg(pmf_sample_run(&sa) == 0, "%s", core_last_error());

@@ -10,6 +10,7 @@ Run with Debian's interpreter (/usr/bin/python3, python3-torch):
   /usr/bin/python3 tools/convert_weights.py convnextv2 pytorch_model.bin convnextv2_base_22k_224.safetensors
   /usr/bin/python3 tools/convert_weights.py convnextv2 model.safetensors convnextv2_base_22k_224.safetensors
   /usr/bin/python3 tools/convert_weights.py inception IN.pth OUT (runs tools/convert_inception.py)
+  /usr/bin/python3 tools/convert_weights.py pmf pMF-B-16.pt pMF-B-16.safetensors [--noise-scale S] [--drop-v-head]
 
 Tensor names written (all float32, row-major, PyTorch layouts), read by perceptual/*.c:
 
@@ -51,6 +52,14 @@ Tensor names written (all float32, row-major, PyTorch layouts), read by perceptu
              model.safetensors (or any size of ConvNeXt-V2 with these keys). Every shape is checked.
              C loader: convnext_load (perceptual/convnext.c).
 
+  pmf        the authors' released pMF models (github.com/Lyy-iiis/pMF, torch branch: the state dict
+             evaluate.py loads, keys "net.*") onto pmf's own model (pmf/model.c), in the layout of a
+             pmf_train checkpoint's raw weights: "model/<pmf name>" (see tools/convert_pmf.py for the
+             name map and every difference found), metadata "format" = "pmf-inference-1" and "config"
+             (the architecture inferred from the shapes and the official evaluation settings as YAML
+             with pmf_train's keys). pmf_sample and pmf_eval read it like a checkpoint. Noise scale:
+             pmf.py's table for the six released sizes, else --noise-scale.
+
 The conversion functions (vgg16_features, alexnet_features, lpips_lin, convnextv2) take and return plain dicts,
 so the golden writers (tools/goldens/cases_lpips.py, cases_alexnet.py, cases_convnext.py) push their weights through the same code as real files.
 Writes are atomic (temporary file, fsync, rename).
@@ -62,6 +71,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "goldens"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from goldens_lib import save_safetensors  # noqa: E402  (the one safetensors writer of tools/)
 
 VGG16_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
@@ -228,9 +238,12 @@ def main(argv):
     if cmd in ("inception", "pytorch-fid"):
         # eval/ reads pytorch-fid's InceptionV3 through its own converter
         os.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "convert_inception.py")] + argv[2:])
+    if cmd == "pmf":
+        from convert_pmf import main as pmf_main
+        return pmf_main(argv[2:])
     convert = {"vgg16": vgg16_features, "alexnet": alexnet_features, "lpips-lin": lpips_lin}
     if cmd not in convert or len(argv) != 4:
-        sys.exit("usage: convert_weights.py {vgg16|alexnet|lpips-lin|convnextv2} IN OUT.safetensors (see --help)")
+        sys.exit("usage: convert_weights.py {vgg16|alexnet|lpips-lin|convnextv2|pmf} IN OUT.safetensors (see --help)")
     src, dst = argv[2], argv[3]
     sd = _load_pth(src)
     tensors = convert[cmd](sd)
