@@ -107,7 +107,7 @@ static int parse(int argc, char **argv, Args *a) {
     eval_run_config_default(&a->run);
     a->features = "inception";
     a->splits = 10;
-    a->gen = (PmfSampleArgs){NULL, 0, 10000, 16, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10, NULL, NULL, NULL, NULL};
+    a->gen = (PmfSampleArgs){NULL, 0, 10000, 100, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10, NULL, NULL, NULL, NULL};
     a->weights = getenv("PMF_INCEPTION_WEIGHTS");
     if (!a->weights) a->weights = "pt_inception-2015-12-05.safetensors";
     for (int i = 1; i < argc; i++) {

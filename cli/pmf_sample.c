@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "  --ema K          use the checkpoint's EMA K (default 0: the first EMA, the shortest half-life of\n"
             "                   training.ema_val, as pmf_train's samples.png); -1 for the raw weights\n"
             "  --seed S         noise seed (default 0)\n"
-            "  --batch B        images per forward pass (default 16; memory grows with it)\n"
+            "  --batch B        images per forward pass (default 64; lowered to what memory holds)\n"
             "  --grid FILE.png  a PNG grid (default samples.png unless --png-dir or --h5 is given)\n"
             "  --cols C         grid columns (default 10)\n"
             "  --png-dir DIR    one PNG per image\n"
@@ -54,7 +54,7 @@ static int parse_float(const char *flag, const char *v, float *out) {
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     // n 0, steps 0 and NAN settings: from the files / the checkpoint's sampling section
-    PmfSampleArgs a = {NULL, 0, 0, 16, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10, NULL, NULL, NULL, NULL};
+    PmfSampleArgs a = {NULL, 0, 0, 64, 0, NAN, NAN, NAN, NULL, 0, 0, NULL, NULL, NULL, 10, NULL, NULL, NULL, NULL};
     int classes[1024], seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
