@@ -159,8 +159,8 @@ int pmf_sample_run(const PmfSampleArgs *args) {
         core_set_error("cannot create the folder '%s'", a->png_dir);
         goto done;
     }
+    char source[1100];   // the shard writer keeps a pointer to it until finish: function scope
     if (a->h5) {
-        char source[1100];
         snprintf(source, sizeof source, "pmf_sample:%s", a->checkpoint);
         DsShardMeta meta = {mc.img_size, mc.channels, 0, source, "none", 0, NULL};
         if (!(o.h5 = ds_shard_writer_open(a->h5, &meta))) goto done;
