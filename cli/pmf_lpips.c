@@ -8,13 +8,13 @@
 // featnet: the Fashion-MNIST featnet; images become grayscale (BT.601 luma) and, if they are not
 // 32 x 32, are resampled to it (bicubic, antialiased). Pixels map to [-1, 1].
 #include <dirent.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/core.h"
+#include "dataset/dataset.h"
 #include "perceptual/perceptual.h"
 
 typedef struct Image {
@@ -22,54 +22,23 @@ typedef struct Image {
     float *data;    // (c, h, w) in [-1, 1]
 } Image;
 
-// Reads an 8- or 16-bit PNG of any colour type; alpha is dropped (no compositing).
+// Reads a PNG (or JPEG) through dataset's decoder, which bounds the image size and libpng's chunk
+// allocations and converts any colour type to RGB (gray repeated, alpha dropped, 16-bit reduced
+// to its high byte), so c is always 3 here.
 static int png_read(const char *path, Image *im) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        core_set_error("cannot open '%s'", path);
+    DsImage d;
+    if (ds_image_load(path, 0, &d)) return -1;
+    size_t n = (size_t)d.h * d.w;
+    im->h = d.h, im->w = d.w, im->c = d.c;
+    im->data = malloc((size_t)d.c * n * sizeof(float));
+    if (!im->data) {
+        core_set_error("'%s': out of memory for %d x %d pixels", path, d.w, d.h);
+        ds_image_free(&d);
         return -1;
     }
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    png_bytep *rows = NULL;
-    unsigned char *buf = NULL;
-    if (!png || !info || setjmp(png_jmpbuf(png))) {
-        core_set_error("'%s' is not a readable PNG", path);
-        png_destroy_read_struct(&png, &info, NULL);
-        free(rows), free(buf);
-        fclose(f);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_read_info(png, info);
-    int ct = png_get_color_type(png, info);
-    png_set_strip_16(png);
-    png_set_strip_alpha(png);
-    png_set_packing(png);
-    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (ct == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png), png_set_strip_alpha(png);
-    png_read_update_info(png, info);
-    int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
-    int ch = png_get_channels(png, info);
-    size_t stride = png_get_rowbytes(png, info);
-    buf = malloc(stride * h);
-    rows = malloc(sizeof(png_bytep) * h);
-    for (int y = 0; y < h; y++) rows[y] = buf + stride * y;
-    png_read_image(png, rows);
-    png_destroy_read_struct(&png, &info, NULL);
-    fclose(f);
-    if (ch != 1 && ch != 3) {
-        core_set_error("'%s': unexpected %d channels after conversion", path, ch);
-        free(rows), free(buf);
-        return -1;
-    }
-    im->h = h, im->w = w, im->c = ch;
-    im->data = core_malloc((size_t)ch * h * w * sizeof(float), "image");
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < ch; c++) im->data[((size_t)c * h + y) * w + x] = rows[y][x * ch + c] / 127.5f - 1.0f;
-    free(rows), free(buf);
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < d.c; c++) im->data[(size_t)c * n + i] = d.px[i * d.c + c] / 127.5f - 1.0f;
+    ds_image_free(&d);
     return 0;
 }
 

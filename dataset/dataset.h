@@ -71,6 +71,11 @@ int ds_center_crop(const DsImage *im, int size, uint8_t *dst, const char *name);
 //   /class_names  variable-length UTF-8 strings (K)
 //   attributes on "/": format_version, resolution, count, channels, first_index, source, crop_method
 #define DS_SHARD_FORMAT_VERSION 1
+// Limits a shard's claimed sizes are checked against (with the file's size) before anything is
+// allocated from them. pmf_prepare writes 1024 images per shard by default.
+#define DS_SHARD_MAX_IMAGES (1 << 24)
+#define DS_SHARD_MAX_RESOLUTION 4096
+#define DS_SHARD_MAX_CLASSES (1 << 20)
 
 typedef struct DsShardMeta {
     int resolution, channels;

@@ -2,6 +2,7 @@
 // magic and dimensions, then unsigned bytes. zlib's gz* reader handles both .gz and plain files.
 #include "dataset/dataset.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,18 +45,35 @@ static gzFile open_idx(const char *path, int ndim, uint32_t *dims) {
     return f;
 }
 
-static int read_body(gzFile f, const char *path, uint8_t *dst, size_t n) {
-    size_t done = 0;
-    while (done < n) {
-        unsigned chunk = (unsigned)((n - done) > (1u << 30) ? (1u << 30) : (n - done));
+// The header's sizes are claims: the buffer grows with the bytes actually read (doubling from
+// 1 MiB), so a 16-byte file claiming 16 GB of pixels costs 1 MiB and a "truncated" message, not a
+// 16 GB allocation. The caller has bounded n (IDX_MAX_BYTES).
+#define IDX_MAX_BYTES (1ull << 34)
+static uint8_t *read_body(gzFile f, const char *path, size_t n) {
+    size_t done = 0, cap = n < (1u << 20) ? (n ? n : 1) : (1u << 20);
+    uint8_t *dst = malloc(cap);
+    while (dst && done < n) {
+        if (done == cap) {
+            size_t next = cap > n / 2 ? n : cap * 2;
+            uint8_t *t = realloc(dst, next);
+            if (!t) break;
+            dst = t, cap = next;
+        }
+        unsigned chunk = (unsigned)((cap - done) > (1u << 30) ? (1u << 30) : (cap - done));
         int k = gzread(f, dst + done, chunk);
         if (k <= 0) {
             core_set_error("%s: truncated: %zu of %zu data bytes", path, done, n);
-            return -1;
+            free(dst);
+            return NULL;
         }
         done += (size_t)k;
     }
-    return 0;
+    if (done < n) {
+        core_set_error("%s: out of memory reading %zu data bytes", path, n);
+        free(dst);
+        return NULL;
+    }
+    return dst;
 }
 
 int idx_load_images(const char *path, IdxImages *out) {
@@ -63,19 +81,15 @@ int idx_load_images(const char *path, IdxImages *out) {
     uint32_t d[3];
     gzFile f = open_idx(path, 3, d);
     if (!f) return -1;
-    if ((uint64_t)d[0] * d[1] * d[2] > (1ull << 34)) {
-        core_set_error("%s: %u x %u x %u images is implausibly large", path, d[0], d[1], d[2]);
+    if ((uint64_t)d[0] * d[1] * d[2] > IDX_MAX_BYTES || d[0] > INT32_MAX) {
+        core_set_error("%s: %u x %u x %u images is implausibly large (limit %llu bytes)", path, d[0], d[1], d[2],
+                       IDX_MAX_BYTES);
         gzclose(f);
         return -1;
     }
-    size_t n = (size_t)d[0] * d[1] * d[2];
-    out->pixels = core_malloc(n, "idx images");
-    if (read_body(f, path, out->pixels, n) != 0) {
-        gzclose(f);
-        idx_free_images(out);
-        return -1;
-    }
+    out->pixels = read_body(f, path, (size_t)d[0] * d[1] * d[2]);
     gzclose(f);
+    if (!out->pixels) return -1;
     out->n = (int)d[0];
     out->h = (int)d[1];
     out->w = (int)d[2];
@@ -87,13 +101,9 @@ int idx_load_labels(const char *path, IdxLabels *out) {
     uint32_t d[1];
     gzFile f = open_idx(path, 1, d);
     if (!f) return -1;
-    out->labels = core_malloc(d[0], "idx labels");
-    if (read_body(f, path, out->labels, d[0]) != 0) {
-        gzclose(f);
-        idx_free_labels(out);
-        return -1;
-    }
+    out->labels = read_body(f, path, d[0]);
     gzclose(f);
+    if (!out->labels) return -1;
     out->n = (int)d[0];
     return 0;
 }

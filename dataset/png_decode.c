@@ -3,6 +3,7 @@
 // libpng's errors longjmp back here and the file is refused with a message naming it.
 #include "dataset/dataset.h"
 
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,48 @@ static void png_trap_error(png_structp p, png_const_charp msg) {
 
 static void png_ignore_warning(png_structp p, png_const_charp msg) {}
 
+// libpng reads each ancillary chunk (text, ICC profile, ...) into a buffer of the chunk's claimed
+// length before reading its bytes, and its own length limit (png_set_chunk_malloc_max) is only a
+// "benign" error, a warning when reading: a 67-byte file claiming a 2 GB text chunk cost 2 GB.
+// So the claims are checked here first: every chunk up to IEND must lie inside the bytes we
+// have, and no chunk but IDAT may be larger than DS_PNG_MAX_CHUNK_BYTES (any real ICC profile or
+// caption is far smaller; IDAT is streamed). libpng's limits stay set for what it inflates.
+#define DS_PNG_MAX_CHUNK_BYTES (8u << 20)
+#define DS_PNG_MAX_ANCILLARY_CHUNKS 1000u
+#define DS_PNG_MAX_SIDE 1000000u
+
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+// 0 if the chunk lengths are plausible claims, else -1 with `msg` filled.
+static int png_check_chunks(const unsigned char *b, size_t n, char *msg, size_t cap) {
+    size_t pos = 8;   // after the signature (libpng checks that)
+    while (n >= 12 && pos <= n - 12) {
+        uint32_t len = be32(b + pos);
+        const unsigned char *type = b + pos + 4;
+        int idat = !memcmp(type, "IDAT", 4);
+        if (len > n - pos - 12 || (!idat && len > DS_PNG_MAX_CHUNK_BYTES)) {
+            snprintf(msg, cap, "chunk '%c%c%c%c' at byte %zu claims %u bytes (%zu remain in the file, limit %u for "
+                               "chunks but IDAT)", isprint(type[0]) ? type[0] : '?', isprint(type[1]) ? type[1] : '?',
+                     isprint(type[2]) ? type[2] : '?', isprint(type[3]) ? type[3] : '?', pos, len, n - pos - 12,
+                     DS_PNG_MAX_CHUNK_BYTES);
+            return -1;
+        }
+        if (!memcmp(type, "IEND", 4)) break;
+        pos += 12 + (size_t)len;
+    }
+    return 0;
+}
+
 int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels, DsImage *out) {
     memset(out, 0, sizeof *out);
     const volatile int64_t limit = max_pixels > 0 ? max_pixels : DS_MAX_PIXELS_DEFAULT;
     PngTrap trap = {.message = ""};
+    if (n >= 8 && png_check_chunks(bytes, n, trap.message, sizeof trap.message)) {
+        core_set_error("%s: bad PNG: %s", name, trap.message);
+        return -1;
+    }
     PngSource src = {bytes, n, 0};
     png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &trap, png_trap_error, png_ignore_warning);
     png_infop info = p ? png_create_info_struct(p) : NULL;
@@ -58,6 +97,9 @@ int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, 
         core_set_error("%s: bad PNG: %s", name, trap.message);
         return -1;
     }
+    png_set_user_limits(p, DS_PNG_MAX_SIDE, DS_PNG_MAX_SIDE);
+    png_set_chunk_cache_max(p, DS_PNG_MAX_ANCILLARY_CHUNKS);
+    png_set_chunk_malloc_max(p, DS_PNG_MAX_CHUNK_BYTES);
     png_set_read_fn(p, &src, png_read_mem);
     png_read_info(p, info);
     png_uint_32 w = png_get_image_width(p, info), h = png_get_image_height(p, info);
@@ -83,8 +125,12 @@ int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, 
         snprintf(trap.message, sizeof trap.message, "cannot convert to 8-bit RGB");
         longjmp(trap.jump, 1);
     }
-    px = core_malloc((size_t)w * h * 3, "PNG pixels");
-    rows = core_malloc(sizeof(png_bytep) * h, "PNG rows");
+    px = malloc((size_t)w * h * 3);
+    rows = malloc(sizeof(png_bytep) * h);
+    if (!px || !rows) {
+        snprintf(trap.message, sizeof trap.message, "out of memory for %u x %u pixels", w, h);
+        longjmp(trap.jump, 1);
+    }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * 3;
     png_read_image(p, rows);
     png_read_end(p, NULL);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <hdf5.h>
 
@@ -63,21 +64,35 @@ static hid_t open_checked(hid_t file, const char *path, const char *name, int ra
     return d;
 }
 
-static int read_class_names(hid_t file, DsShard *s) {
+static int read_class_names(hid_t file, DsShard *s, int64_t file_size) {
     if (H5Lexists(file, "class_names", H5P_DEFAULT) <= 0) return 0;   // optional
     hid_t d = H5Dopen2(file, "class_names", H5P_DEFAULT);
     hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
     int ok = H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0 && H5Sget_simple_extent_ndims(sp) == 1;
     hsize_t k = 0;
     if (ok) H5Sget_simple_extent_dims(sp, &k, NULL);
+    // k is a claim: each stored variable-length string takes at least 16 bytes of the file.
+    if (ok && (k > DS_SHARD_MAX_CLASSES || (int64_t)k > file_size / 16)) {
+        H5Sclose(sp);
+        H5Tclose(t);
+        H5Dclose(d);
+        core_set_error("dataset: shard '%s': dataset 'class_names' claims %llu names (limit %d, file of %lld bytes)",
+                       s->path, (unsigned long long)k, DS_SHARD_MAX_CLASSES, (long long)file_size);
+        return -1;
+    }
     if (ok && k > 0) {
         hid_t mt = H5Tcopy(t);   // same character set: HDF5 will not convert UTF-8 to ASCII
-        char **names = core_calloc(k, sizeof(char *), "class names");
-        ok = H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) >= 0;
+        char **names = calloc(k, sizeof(char *));
+        ok = names && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, names) >= 0;
         if (ok) {
-            s->class_names = core_calloc(k, sizeof(char *), "class names");
-            for (hsize_t i = 0; i < k; i++) s->class_names[i] = strdup(names[i] ? names[i] : "");
-            s->n_classes = (int)k;
+            s->class_names = calloc(k, sizeof(char *));
+            if (s->class_names) {
+                s->n_classes = (int)k;
+                for (hsize_t i = 0; i < k; i++)
+                    if (!(s->class_names[i] = strdup(names[i] ? names[i] : ""))) ok = 0;
+            } else {
+                ok = 0;
+            }
             H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, names);
         }
         free(names);
@@ -95,6 +110,10 @@ int ds_shard_open(const char *path, DsShard *s) {
     memset(s, 0, sizeof *s);
     s->hid_file = s->hid_images = -1;
     s->path = strdup(path);
+    if (!s->path) {
+        core_set_error("dataset: out of memory opening shard '%s'", path);
+        return -1;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         core_set_error("dataset: cannot open shard '%s'", path);
@@ -107,6 +126,12 @@ int ds_shard_open(const char *path, DsShard *s) {
         core_set_error("dataset: shard '%s' is not an HDF5 file (no HDF5 signature)", path);
         goto fail;
     }
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        core_set_error("dataset: cannot stat shard '%s'", path);
+        goto fail;
+    }
+    int64_t file_size = (int64_t)st.st_size;
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
         core_set_error("dataset: shard '%s': HDF5 cannot open it (truncated or damaged file)", path);
@@ -127,11 +152,19 @@ int ds_shard_open(const char *path, DsShard *s) {
     if (im < 0) goto fail;
     s->hid_images = im;
     if ((int64_t)dims[0] != count || (int64_t)dims[1] != res || (int64_t)dims[2] != res || (int64_t)dims[3] != chans ||
-        (chans != 1 && chans != 3) || res < 1 || res > 65536) {
+        (chans != 1 && chans != 3) || res < 1 || res > DS_SHARD_MAX_RESOLUTION) {
         core_set_error("dataset: shard '%s': dataset 'images' has shape (%llu, %llu, %llu, %llu), attributes say "
                        "(%lld, %lld, %lld, %lld)",
                        path, (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2],
                        (unsigned long long)dims[3], (long long)count, (long long)res, (long long)res, (long long)chans);
+        goto fail;
+    }
+    // count is a claim: the labels alone take 4 bytes per image of the file, and a shard holds at
+    // most DS_SHARD_MAX_IMAGES. Checked before anything is sized from it.
+    if (count < 0 || count > DS_SHARD_MAX_IMAGES || count > file_size / 4) {
+        core_set_error("dataset: shard '%s': attribute 'count' claims %lld images (limit %d; a file of %lld bytes "
+                       "holds at most %lld labels)",
+                       path, (long long)count, DS_SHARD_MAX_IMAGES, (long long)file_size, (long long)(file_size / 4));
         goto fail;
     }
     s->n = count;
@@ -147,14 +180,19 @@ int ds_shard_open(const char *path, DsShard *s) {
                        (unsigned long long)ln, (long long)count);
         goto fail;
     }
-    s->labels = core_malloc(sizeof(int32_t) * (size_t)(count ? count : 1), "shard labels");
+    s->labels = malloc(sizeof(int32_t) * (size_t)(count ? count : 1));
+    if (!s->labels) {
+        H5Dclose(lab);
+        core_set_error("dataset: shard '%s': out of memory for %lld labels", path, (long long)count);
+        goto fail;
+    }
     herr_t e = count ? H5Dread(lab, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->labels) : 0;
     H5Dclose(lab);
     if (e < 0) {
         core_set_error("dataset: shard '%s': cannot read dataset 'labels' (truncated file?)", path);
         goto fail;
     }
-    if (read_class_names(file, s)) goto fail;
+    if (read_class_names(file, s, file_size)) goto fail;
     for (int64_t i = 0; i < count; i++)
         if (s->labels[i] < 0 || (s->n_classes > 0 && s->labels[i] >= s->n_classes)) {
             core_set_error("dataset: shard '%s': dataset 'labels': label %d of image %lld is outside 0..%d", path,

@@ -13,6 +13,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
+// Sizes in an archive are claims. They are checked against the file's real size and these limits
+// before anything is allocated. Inception's sigma is 2048^2 doubles (32 MiB); 2^31 elements
+// (16 GiB of doubles) leaves room for any statistics file and keeps every product below 2^63.
+#define NPZ_MAX_MEMBER_BYTES ((uint64_t)1 << 34)
+#define NPZ_MAX_ELEMENTS ((int64_t)1 << 31)
+// Deflate expands at most 1032:1 (a 258-byte match per 2 bits, plus block headers).
+#define NPZ_MAX_INFLATE_RATIO 1032
+
 static uint16_t rd16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
@@ -73,7 +81,7 @@ static int zip_directory(FILE *f, const char *path, uint64_t *cd_off, uint64_t *
         *cd_size = rd64(rec + 40);
         *cd_off = rd64(rec + 48);
     }
-    if (*cd_off + *cd_size > (uint64_t)fsize) {
+    if (*cd_off > (uint64_t)fsize || *cd_size > (uint64_t)fsize - *cd_off) {
         core_set_error("npz: '%s' has a central directory past its end", path);
         return -1;
     }
@@ -144,22 +152,44 @@ static int zip_find(FILE *f, const char *path, const char *name, ZipMember *m) {
 // The member's uncompressed bytes (malloc'd), CRC-checked.
 static unsigned char *zip_extract(FILE *f, const char *path, const char *name, const ZipMember *m) {
     unsigned char lh[30];
-    if (read_at(f, (int64_t)m->local_off, lh, 30) || rd32(lh) != 0x04034b50u) {
+    if (fseeko(f, 0, SEEK_END) != 0) {
+        core_set_error("npz: cannot seek in '%s'", path);
+        return NULL;
+    }
+    uint64_t fsize = (uint64_t)ftello(f);
+    if (m->local_off > fsize || read_at(f, (int64_t)m->local_off, lh, 30) || rd32(lh) != 0x04034b50u) {
         core_set_error("npz: '%s': member '%s' has a damaged local header", path, name);
         return NULL;
     }
-    int64_t data_off = (int64_t)m->local_off + 30 + rd16(lh + 26) + rd16(lh + 28);
+    uint64_t data_off = m->local_off + 30 + rd16(lh + 26) + rd16(lh + 28);
     if (m->method != 0 && m->method != 8) {
         core_set_error("npz: '%s': member '%s' uses zip method %d (only stored and deflated are read)", path, name,
                        m->method);
         return NULL;
     }
-    if (m->usize > ((uint64_t)1 << 36) || m->csize > ((uint64_t)1 << 36)) {
-        core_set_error("npz: '%s': member '%s' is implausibly large", path, name);
+    // Both sizes are claims: the compressed bytes must lie inside the file, and the uncompressed
+    // size must be one that many compressed bytes can produce, under the stated limit.
+    if (data_off > fsize || m->csize > fsize - data_off) {
+        core_set_error("npz: '%s': member '%s' claims %llu compressed bytes at offset %llu, past the file's end (%llu "
+                       "bytes)", path, name, (unsigned long long)m->csize, (unsigned long long)data_off,
+                       (unsigned long long)fsize);
+        return NULL;
+    }
+    uint64_t max_usize = m->method == 0 ? m->csize : m->csize * NPZ_MAX_INFLATE_RATIO + 64;
+    if (m->usize > max_usize || m->usize > NPZ_MAX_MEMBER_BYTES) {
+        core_set_error("npz: '%s': member '%s' claims %llu uncompressed bytes from %llu compressed (at most %llu, "
+                       "limit %llu)", path, name, (unsigned long long)m->usize, (unsigned long long)m->csize,
+                       (unsigned long long)max_usize, (unsigned long long)NPZ_MAX_MEMBER_BYTES);
         return NULL;
     }
     unsigned char *comp = malloc(m->csize ? m->csize : 1), *out = malloc(m->usize ? m->usize : 1);
-    if (!comp || !out || read_at(f, data_off, comp, m->csize)) {
+    if (!comp || !out) {
+        free(comp), free(out);
+        core_set_error("npz: '%s': out of memory for member '%s' (%llu bytes)", path, name,
+                       (unsigned long long)m->usize);
+        return NULL;
+    }
+    if (read_at(f, (int64_t)data_off, comp, m->csize)) {
         free(comp), free(out);
         core_set_error("npz: '%s': cannot read member '%s' (%llu bytes)", path, name, (unsigned long long)m->csize);
         return NULL;
@@ -265,6 +295,12 @@ static int npy_parse(const unsigned char *b, uint64_t n, const char *path, const
         long long v = strtoll(p, &end, 10);
         if (end == p || v < 0 || out->ndim == 8) goto bad;
         out->shape[out->ndim++] = v;
+        // The product of claimed dimensions must stay below the limit (and so cannot overflow).
+        if (v > NPZ_MAX_ELEMENTS || (v && out->numel > NPZ_MAX_ELEMENTS / v)) {
+            core_set_error("npz: '%s': member '%s' has a shape of more than %lld elements", path, name,
+                           (long long)NPZ_MAX_ELEMENTS);
+            return -1;
+        }
         out->numel *= v;
         p = end;
     }

@@ -419,6 +419,39 @@ int pmf_train_config_finish(PmfTrainConfig *c) {
     return 0;
 }
 
+// A string as a YAML double-quoted scalar that reads back to the same bytes: '"' and '\\' are
+// escaped, and so is every character a YAML reader would refuse raw or fold as a line break
+// (controls, DEL, U+0080..U+009F, U+2028, U+2029, U+FEFF, U+FFFE, U+FFFF). Bytes that are not UTF-8 are
+// written as they are; the reader then refuses the file with a message naming it.
+static void put_quoted(char **s, size_t *n, size_t *cap, const char *v) {
+    size_t need = *n + 4 * strlen(v) + 4;   // at most 4 bytes out per byte in (\xHH)
+    if (need > *cap) {
+        *cap = need * 2;
+        char *t = realloc(*s, *cap);
+        if (!t) core_fatal("out of memory");
+        *s = t;
+    }
+    char *o = *s + *n;
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)v; *p;) {
+        unsigned cp = *p;
+        int len = 1;
+        if (cp >= 0xC2 && cp <= 0xDF && (p[1] & 0xC0) == 0x80) cp = (cp & 0x1F) << 6 | (p[1] & 0x3F), len = 2;
+        else if (cp >= 0xE0 && cp <= 0xEF && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
+            cp = (cp & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F), len = 3;
+        if (cp == '"' || cp == '\\') *o++ = '\\', *o++ = (char)cp;
+        else if (cp < 0x20 || cp == 0x7F) o += sprintf(o, "\\x%02X", cp);
+        else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
+            o += sprintf(o, "\\u%04X", cp);
+        else memcpy(o, p, (size_t)len), o += len;
+        p += len;
+    }
+    *o++ = '"';
+    *o++ = '\n';
+    *o = 0;
+    *n = (size_t)(o - *s);
+}
+
 char *pmf_train_config_yaml(const PmfTrainConfig *c) {
     size_t cap = 8192, n = 0;
     char *s = core_malloc(cap, "config yaml");
@@ -448,10 +481,13 @@ char *pmf_train_config_yaml(const PmfTrainConfig *c) {
             case K_INT64:
             case K_U64: n += (size_t)snprintf(s + n, cap - n, "%s%s: %lld\n", ind, name, (long long)*(const int64_t *)(base + k->offset)); break;
             case K_BOOL: n += (size_t)snprintf(s + n, cap - n, "%s%s: %s\n", ind, name, *(const int *)(base + k->offset) ? "true" : "false"); break;
-            case K_STR: n += (size_t)snprintf(s + n, cap - n, "%s%s: '%s'\n", ind, name, base + k->offset); break;
+            case K_STR:
+                n += (size_t)snprintf(s + n, cap - n, "%s%s: ", ind, name);
+                put_quoted(&s, &n, &cap, base + k->offset);
+                break;
             case K_FLOATLIST:
                 n += (size_t)snprintf(s + n, cap - n, "%s%s: [", ind, name);
-                for (int j = 0; j < c->n_ema; j++) n += (size_t)snprintf(s + n, cap - n, "%s%g", j ? ", " : "", c->ema_val[j]);
+                for (int j = 0; j < c->n_ema; j++) n += (size_t)snprintf(s + n, cap - n, "%s%.9g", j ? ", " : "", c->ema_val[j]);
                 n += (size_t)snprintf(s + n, cap - n, "]\n");
                 break;
             default: break;
