@@ -2,6 +2,7 @@
 //   pmf_prepare --imagenet /data/imagenet/train --res 256 --out /data/in256
 //   pmf_prepare --folder pics/ --labels labels.txt --res 64 --out shards/
 //   pmf_prepare --fashion-mnist [DIR] --split train --res 32 --out fm32/
+//   pmf_prepare --verify fm32/ [--timeout SECONDS]   (checks every shard in a child process)
 // Rerunning the same command after an interruption keeps finished shards and redoes the rest.
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,10 @@ static void usage(void) {
             "usage: pmf_prepare (--imagenet TRAIN_DIR | --folder DIR --labels FILE | --fashion-mnist [DIR])\n"
             "                   --res N --out DIR [--split train|t10k] [--shard-size N] [--threads N]\n"
             "                   [--max-pixels N] [--limit N] [--quiet] [--pad-small]\n"
+            "       pmf_prepare --verify DIR [--timeout SECONDS]\n"
+            "  --verify DIR       open and read every shard of DIR, each in a child process (a crash or\n"
+            "                     hang inside libhdf5 is reported as a damaged file); exit 1 if any is\n"
+            "                     damaged. --timeout: seconds per shard (default 60)\n"
             "  --pad-small        centre images no larger than --res on a black canvas instead of\n"
             "                     upscaling them (pmf_train's Fashion-MNIST convention: 28 on 32)\n");
 }
@@ -23,6 +28,8 @@ static void usage(void) {
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);   // see core/core.h: spinning waits stall on a shared machine
     DsPrepareConfig cfg = {.kind = -1, .progress = isatty(2)};
+    const char *verify = NULL;
+    double timeout = 60;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -40,6 +47,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && has_v) cfg.threads = atoi(v), i++;
         else if (!strcmp(a, "--max-pixels") && has_v) cfg.max_pixels = atoll(v), i++;
         else if (!strcmp(a, "--limit") && has_v) cfg.limit = atoll(v), i++;
+        else if (!strcmp(a, "--verify") && has_v) verify = v, i++;
+        else if (!strcmp(a, "--timeout") && has_v) timeout = atof(v), i++;
         else if (!strcmp(a, "--quiet")) cfg.progress = 0;
         else if (!strcmp(a, "--pad-small")) cfg.pad_small = 1;
         else {
@@ -47,6 +56,15 @@ int main(int argc, char **argv) {
             usage();
             return 2;
         }
+    }
+    if (verify) {
+        int n = 0, bad = ds_shard_verify_dir(verify, timeout > 0 ? timeout : 60, stdout, &n);
+        if (bad < 0) {
+            fprintf(stderr, "pmf_prepare: %s\n", core_last_error());
+            return 2;
+        }
+        fprintf(stderr, "pmf_prepare: %d shard files checked, %d damaged\n", n, bad);
+        return bad ? 1 : 0;
     }
     if ((int)cfg.kind < 0 || !cfg.out_dir || cfg.resolution <= 0) {
         usage();

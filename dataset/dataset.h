@@ -6,6 +6,7 @@
 #define PMF_DATASET_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 // Where Debian's dataset-fashion-mnist package puts its four idx.gz files.
@@ -112,6 +113,17 @@ typedef struct DsShard {
 int ds_shard_open(const char *path, DsShard *s);
 int ds_shard_read(DsShard *s, int64_t i, uint8_t *dst);   // image i, H*W*C bytes
 void ds_shard_close(DsShard *s);
+
+// Shards are trusted input: libhdf5 itself can crash or hang on a damaged file. These check a
+// shard (open, layout, every image read) in a forked child with a deadline, so a crash or hang
+// in libhdf5 is reported as a damaged file instead of taking the caller down (shard_verify.c).
+typedef enum { DS_VERIFY_OK, DS_VERIFY_DAMAGED, DS_VERIFY_CRASHED, DS_VERIFY_HUNG, DS_VERIFY_ERROR } DsVerifyResult;
+// msg (cap bytes) gets the reason when the result is not DS_VERIFY_OK.
+DsVerifyResult ds_shard_verify(const char *path, double timeout_s, char *msg, size_t cap);
+// Every *.h5 of `dir` in name order, one line per file to `report` (NULL: none): "ok PATH" or
+// "damaged|crashed|hung|error MESSAGE". Returns the number of bad files (*n_files: files
+// checked), or -1 with a message if the folder cannot be read.
+int ds_shard_verify_dir(const char *dir, double timeout_s, FILE *report, int *n_files);
 
 // ---------------------------------------------------------------------------------------------
 // pmf_prepare: one of three sources -> shards <out_dir>/shard-00000.h5, ... Items are split into

@@ -317,8 +317,11 @@ static void progress_show(Progress *p, int64_t done, int64_t total, int final) {
 
 static int shard_is_done(const char *path, int resolution, int channels) {
     if (access(path, F_OK) != 0) return 0;
+    // A file left by an earlier run is checked in a child first: a damaged one may crash libhdf5.
+    char msg[1024];
+    if (ds_shard_verify(path, 60, msg, sizeof msg) != DS_VERIFY_OK) return 0;   // damaged: redo it
     DsShard s;
-    if (ds_shard_open(path, &s) != 0) return 0;   // damaged: redo it
+    if (ds_shard_open(path, &s) != 0) return 0;
     int ok = s.resolution == resolution && s.c == channels;
     ds_shard_close(&s);
     return ok;

@@ -328,7 +328,8 @@ static int npy_parse(const unsigned char *b, uint64_t n, const char *path, const
         double *c = malloc((size_t)out->numel * sizeof(double));
         if (!c) {
             free(out->data);
-            core_set_error("npz: out of memory");
+            out->data = NULL;
+            core_set_error("npz: '%s': out of memory for member '%s'", path, name);
             return -1;
         }
         int64_t idx[8] = {0};

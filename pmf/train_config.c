@@ -132,7 +132,7 @@ static int parse_float(const char *s, float *out) {
     errno = 0;
     double v = strtod(s, &end);
     while (*end && isspace((unsigned char)*end)) end++;
-    if (end == s || *end || errno || !isfinite(v)) return -1;
+    if (end == s || *end || errno || !isfinite((float)v)) return -1;   // finite as a float, not only as a double
     *out = (float)v;
     return 0;
 }

@@ -1,7 +1,8 @@
-// tests/test_fuzz_corpus.c: runs the fuzzer's seed set (tests/corpus/safetensors/) through the
-// fuzz target's own checks, so CI covers it (under ASan too) without clang or libFuzzer.
-// ok_* files must parse, bad_* files must be refused with a message; anything else (saved
-// crash inputs) must only not crash.
+// tests/test_fuzz_corpus.c: runs the fuzzers' seed sets (tests/corpus/<target>/) through each
+// fuzz target's own checks, so CI covers them (under ASan too) without clang or libFuzzer:
+// safetensors, npz, idx, png, shard, config (with its round trip) and checkpoint. (The jpeg
+// corpus is replayed by test_dataset_prepare.c.) ok_* files must parse, bad_* files must be
+// refused with a message; anything else (saved crash inputs) must only not crash.
 #include "harness.h"
 
 #include <dirent.h>
@@ -9,6 +10,13 @@
 #include <string.h>
 
 #include "fuzz/fuzz_safetensors.c"
+#define PMF_FUZZ_REPLAY   // the targets below without their libFuzzer entry points
+#include "fuzz/fuzz_checkpoint.c"
+#include "fuzz/fuzz_config.c"
+#include "fuzz/fuzz_idx.c"
+#include "fuzz/fuzz_npz.c"
+#include "fuzz/fuzz_png.c"
+#include "fuzz/fuzz_shard.c"
 
 #define CORPUS_DIR PMF_SOURCE_DIR "/tests/corpus/safetensors"
 
@@ -68,11 +76,66 @@ START_TEST(corpus_contents) {
 }
 END_TEST
 
+// Every file of tests/corpus/<dir>/ through `fn` (which aborts on a broken promise); ok_* must be
+// accepted, bad_* refused; at least min_ok and min_bad of them, so an emptied folder fails.
+static void replay(const char *dir, int (*fn)(const uint8_t *, size_t), int min_ok, int min_bad) {
+    char root[1024];
+    snprintf(root, sizeof root, "%s/tests/corpus/%s", PMF_SOURCE_DIR, dir);
+    DIR *d = opendir(root);
+    ck_assert_msg(d != NULL, "cannot open %s", root);
+    int n_ok = 0, n_bad = 0, n_other = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        if (name[0] == '.' || strcmp(name, "README.md") == 0) continue;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", root, name);
+        size_t n;
+        unsigned char *b = test_read_file(path, &n);
+        int accepted = fn(b, n);
+        if (strncmp(name, "ok_", 3) == 0) {
+            ck_assert_msg(accepted, "%s/%s should be accepted: %s", dir, name, core_last_error());
+            n_ok++;
+        } else if (strncmp(name, "bad_", 4) == 0) {
+            ck_assert_msg(!accepted, "%s/%s should be refused", dir, name);
+            n_bad++;
+        } else {
+            n_other++;
+        }
+        free(b);
+    }
+    closedir(d);
+    printf("corpus %s: %d ok, %d bad, %d other files\n", dir, n_ok, n_bad, n_other);
+    ck_assert_int_ge(n_ok, min_ok);
+    ck_assert_int_ge(n_bad, min_bad);
+}
+
+START_TEST(corpus_npz) { replay("npz", fuzz_npz, 5, 5); }
+END_TEST
+START_TEST(corpus_idx) { replay("idx", fuzz_idx, 4, 4); }
+END_TEST
+START_TEST(corpus_png) { replay("png", fuzz_png, 8, 5); }
+END_TEST
+START_TEST(corpus_shard) { replay("shard", fuzz_shard, 3, 1); }
+END_TEST
+START_TEST(corpus_config) { replay("config", fuzz_config, 5, 5); }
+END_TEST
+START_TEST(corpus_checkpoint) { replay("checkpoint", fuzz_checkpoint, 2, 2); }
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("fuzz_corpus");
     TCase *tc = tcase_create("safetensors");
     tcase_add_test(tc, corpus_files);
     tcase_add_test(tc, corpus_contents);
     suite_add_tcase(s, tc);
+    TCase *readers = tcase_create("readers");
+    tcase_add_test(readers, corpus_npz);
+    tcase_add_test(readers, corpus_idx);
+    tcase_add_test(readers, corpus_png);
+    tcase_add_test(readers, corpus_shard);
+    tcase_add_test(readers, corpus_config);
+    tcase_add_test(readers, corpus_checkpoint);
+    suite_add_tcase(s, readers);
     return run_suite(s);
 }

@@ -9,7 +9,8 @@
 // - PNG: a tiny file claiming a 2 GB text chunk (libpng allocated the claimed length);
 // - pmf_lpips: a PNG header of 1e6 x 1e6 pixels (unchecked malloc, then a NULL offset);
 // - idx: a 16-byte file claiming 16 GB of pixels (allocated from the header);
-// - HDF5 shard: a small shard claiming 2^36 images (core_malloc of 256 GB aborted the process).
+// - HDF5 shard: a small shard claiming 2^36 images (core_malloc of 256 GB aborted the process);
+//   and pmf_prepare --verify, which checks each shard in a child process.
 // The allocation tests run in a child under RLIMIT_AS (except under ASan, which reserves far more
 // address space than any limit we could set), so an allocation sized from a claim makes the old
 // code abort there, while the fixed reader returns an error naming the file.
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -363,6 +365,65 @@ START_TEST(shard_count_is_a_claim) {
 }
 END_TEST
 
+// pmf_prepare --verify's engine: a good shard, a truncated copy, a copy with garbled bytes, the
+// count-claim shard above, and a "shard" that hangs (a FIFO: opening it blocks forever, as
+// libhdf5 does on some corrupt files). Each bad file is reported, the caller carries on, and the
+// hang is cut at the deadline.
+START_TEST(verify_shard_folder) {
+    char dir[256], p[512], q[512];
+    tmp_path(dir, sizeof dir, "verify");
+    mkdir(dir, 0755);
+    static const char *names[] = {"a", "b"};
+    DsShardMeta m = {8, 1, 0, "test", "none", 2, names};
+    snprintf(p, sizeof p, "%s/shard-00000.h5", dir);
+    DsShardWriter *w = ds_shard_writer_open(p, &m);
+    uint8_t px[4 * 64];
+    int32_t lab[4] = {0, 1, 1, 0};
+    for (int i = 0; i < 4 * 64; i++) px[i] = (uint8_t)i;
+    ck_assert(w && ds_shard_writer_add(w, px, lab, 4) == 0 && ds_shard_writer_finish(w) == 0);
+    size_t n;
+    unsigned char *b = test_read_file(p, &n);
+    snprintf(q, sizeof q, "%s/shard-00001.h5", dir);
+    write_bytes(q, b, n / 2);   // truncated
+    for (size_t i = 96; i < 600 && i < n; i++) b[i] ^= 0xA5;   // the root group and its attributes
+    snprintf(q, sizeof q, "%s/shard-00002.h5", dir);
+    write_bytes(q, b, n);   // garbled in the middle
+    free(b);
+    snprintf(q, sizeof q, "%s/shard-00003.h5", dir);
+    write_claim_shard(q, (hsize_t)1 << 36);
+    snprintf(q, sizeof q, "%s/shard-00004.h5", dir);
+    ck_assert(mkfifo(q, 0600) == 0);
+    char msg[1024];
+    ck_assert_int_eq(ds_shard_verify(p, 10, msg, sizeof msg), DS_VERIFY_OK);
+    ck_assert_int_eq(ds_shard_verify(q, 1, msg, sizeof msg), DS_VERIFY_HUNG);
+    ck_assert_msg(strstr(msg, q) != NULL, "%s", msg);
+    char report[8192] = "";
+    FILE *f = fmemopen(report, sizeof report - 1, "w");
+    int files = 0, bad = ds_shard_verify_dir(dir, 2, f, &files);
+    fclose(f);
+    printf("verify:\n%s", report);
+    ck_assert_int_eq(files, 5);
+    ck_assert_int_eq(bad, 4);
+    ck_assert_msg(strncmp(report, "ok ", 3) == 0, "%s", report);
+    ck_assert_msg(strstr(report, "hung") && strstr(report, "shard-00004.h5"), "%s", report);
+    ck_assert_msg(strstr(report, "shard-00001.h5") && strstr(report, "shard-00002.h5") &&
+                      strstr(report, "shard-00003.h5"), "%s", report);
+    // The CLI: exit status 1, one line per file.
+    char self[PATH_MAX], cmd[2 * PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    ck_assert(k > 0);
+    self[k] = 0;
+    snprintf(cmd, sizeof cmd, "'%s/pmf_prepare' --verify '%s' --timeout 2 >/dev/null 2>&1", dirname(self), dir);
+    int st = system(cmd);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "pmf_prepare --verify: status %d", st);
+    for (int i = 0; i < 5; i++) {
+        snprintf(q, sizeof q, "%s/shard-%05d.h5", dir, i);
+        unlink(q);
+    }
+    rmdir(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("hostile_input");
     TCase *tc = tcase_create("readers");
@@ -375,6 +436,7 @@ int main(void) {
     tcase_add_test(tc, pmf_lpips_huge_png_header);
     tcase_add_test(tc, idx_header_is_a_claim);
     tcase_add_test(tc, shard_count_is_a_claim);
+    tcase_add_test(tc, verify_shard_folder);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
