@@ -233,6 +233,10 @@ START_TEST(micro_batches_give_the_batch_update) {
         ck_assert(H5Dread(l, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) >= 0);
         for (int i = 0; i < 6; i++) ck_assert_int_eq(lab[i], cls[i % 2]);
         H5Sclose(sp), H5Dclose(d), H5Dclose(l), H5Fclose(f);
+        DsShard sh;   // one shard format: written by dataset/'s writer, read by its reader
+        ck_assert_msg(ds_shard_open(files[k], &sh) == 0, "%s", core_last_error());
+        ck_assert(sh.n == 6 && sh.resolution == 32 && sh.c == 1 && sh.labels[1] == cls[1]);
+        ds_shard_close(&sh);
     }
     ck_assert_msg(memcmp(img[0], img[1], sizeof img[0]) == 0, "pmf_sample is not reproducible for a fixed seed");
     ck_assert_msg(memcmp(img[0], img[2], sizeof img[0]) != 0, "another seed and step count gave the same images");
