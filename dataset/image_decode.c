@@ -34,7 +34,11 @@ int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
         core_set_error("%s: cannot read (size %ld)", path, len);
         goto done;
     }
-    b = core_malloc((size_t)len, "image file");
+    b = malloc(len ? (size_t)len : 1);
+    if (!b) {
+        core_set_error("%s: out of memory for its %ld bytes", path, len);
+        goto done;
+    }
     if (fread(b, 1, (size_t)len, f) != (size_t)len) {
         core_set_error("%s: short read", path);
         goto done;

@@ -111,8 +111,12 @@ int ds_image_decode_jpeg(const unsigned char *bytes, size_t n, const char *name,
         snprintf(trap.message, sizeof trap.message, "unexpected %d output components", comps);
         longjmp(trap.jump, 1);
     }
-    px = core_malloc((size_t)w * (size_t)h * 3, "JPEG pixels");
-    row = core_malloc((size_t)w * (size_t)comps, "JPEG row");
+    px = malloc((size_t)w * (size_t)h * 3);
+    row = malloc((size_t)w * (size_t)comps);
+    if (!px || !row) {
+        snprintf(trap.message, sizeof trap.message, "out of memory for %lld x %lld pixels", (long long)w, (long long)h);
+        longjmp(trap.jump, 1);
+    }
     while (cinfo.output_scanline < cinfo.output_height) {
         uint8_t *dst = px + (size_t)cinfo.output_scanline * (size_t)w * 3;
         JSAMPROW rp = cmyk ? row : dst;
