@@ -84,6 +84,8 @@ static Draws draw(const PmfObjective *o, uint64_t seed) {
     tape_init(&tp, &a);
     Rng rng;
     rng_init(&rng, seed);
+    PmfConfig mc;   // only its geometry and noise scale matter here
+    ck_assert(pmf_preset("tiny", &mc) == 0);
     Draws d = {0};
     int total = BATCH * N_BATCH;
     d.t_fm = calloc(total, sizeof(double)), d.t_other = calloc(total, sizeof(double));
@@ -99,7 +101,7 @@ static Draws draw(const PmfObjective *o, uint64_t seed) {
     for (int b = 0; b < N_BATCH; b++) {
         tape_reset(&tp);
         PmfStepNoise n;
-        pmf_draw_noise(&tp, &rng, o, BATCH, 1, &n);
+        pmf_draw_noise(&tp, &rng, o, &mc, BATCH, &n);
         int fm = 0, k = 0;
         for (int i = 0; i < BATCH; i++) {
             bad_order += !(n.r[i] <= n.t[i] && n.t[i] >= 0 && n.t[i] <= 1 && n.r[i] >= 0);
