@@ -95,7 +95,7 @@ DsVerifyResult ds_shard_verify(const char *path, double timeout_s, char *msg, si
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     if (hung) {
-        snprintf(msg, cap, "dataset: shard '%s': no answer within %.0f s (libhdf5 hangs on this file: damaged)", path,
+        snprintf(msg, cap, "dataset: shard '%s': no answer within %.1f s (libhdf5 hangs on this file: damaged)", path,
                  timeout_s);
         return DS_VERIFY_HUNG;
     }
@@ -105,7 +105,9 @@ DsVerifyResult ds_shard_verify(const char *path, double timeout_s, char *msg, si
         return DS_VERIFY_CRASHED;
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return DS_VERIFY_OK;
-    if (got == 0) snprintf(msg, cap, "dataset: shard '%s': the check failed (exit status %d)", path, WEXITSTATUS(st));
+    if (got == 0)   // e.g. a sanitizer stopped it inside libhdf5 (its report is on stderr)
+        snprintf(msg, cap, "dataset: shard '%s': the checking process failed without a message (exit status %d): damaged", path,
+                 WEXITSTATUS(st));
     return DS_VERIFY_DAMAGED;
 }
 

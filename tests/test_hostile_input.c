@@ -410,6 +410,26 @@ START_TEST(verify_shard_folder) {
 }
 END_TEST
 
+// Shards found by fuzz/fuzz_shard that break libhdf5 itself (tests/data/libhdf5/): a heap
+// overflow and a wild read in H5Aexists's attribute decoding (under ASan: caught; natively: an
+// HDF5 error or a silent overread), and an endless loop in H5C_protect under H5HG_read. Checked
+// in a child, each is reported as not OK, the hang is cut at the deadline, and this process
+// goes on.
+START_TEST(verify_survives_libhdf5_defects) {
+    static const char *files[] = {"heap_overflow_in_H5Aexists.h5", "segv_in_H5Aexists_under_asan.h5",
+                                  "hang_in_H5HG_read.h5"};
+    for (int i = 0; i < 3; i++) {
+        char p[1024], msg[1024];
+        snprintf(p, sizeof p, "%s/tests/data/libhdf5/%s", PMF_SOURCE_DIR, files[i]);
+        DsVerifyResult r = ds_shard_verify(p, 1.5, msg, sizeof msg);
+        printf("  %s: %d: %s\n", files[i], (int)r, msg);
+        ck_assert_msg(r != DS_VERIFY_OK && r != DS_VERIFY_ERROR, "%s was not reported as damaged", files[i]);
+        ck_assert_msg(strstr(msg, files[i]) != NULL, "the message does not name the file: %s", msg);
+        if (i == 2) ck_assert_int_eq(r, DS_VERIFY_HUNG);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("hostile_input");
     TCase *tc = tcase_create("readers");
@@ -423,6 +443,7 @@ int main(void) {
     tcase_add_test(tc, idx_header_is_a_claim);
     tcase_add_test(tc, shard_count_is_a_claim);
     tcase_add_test(tc, verify_shard_folder);
+    tcase_add_test(tc, verify_survives_libhdf5_defects);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
