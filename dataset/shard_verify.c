@@ -106,8 +106,8 @@ DsVerifyResult ds_shard_verify(const char *path, double timeout_s, char *msg, si
     }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return DS_VERIFY_OK;
     if (got == 0)   // e.g. a sanitizer stopped it inside libhdf5 (its report is on stderr)
-        snprintf(msg, cap, "dataset: shard '%s': the checking process failed without a message (exit status %d): damaged", path,
-                 WEXITSTATUS(st));
+        snprintf(msg, cap, "dataset: shard '%s': the checking process failed without a message (exit status %d): "
+                           "damaged", path, WEXITSTATUS(st));
     return DS_VERIFY_DAMAGED;
 }
 
