@@ -307,7 +307,11 @@ int pmf_train_config_load(PmfTrainConfig *c, const char *path) {
         case YAML_SEQUENCE_END_EVENT:
             in_seq = 0;
             snprintf(full, sizeof full, "%s%s%s", section, section[0] ? "." : "", key);
-            if (set_value(c, full, list, path)) rc = -1, done = 1;
+            // A list of only empty or null items for a string leaves the default, as an empty value does
+            // (else "out: [~]" set "" and the written 'out: ""' read back as the default; fuzz_config).
+            const KeySpec *ks = find_key(full);
+            int empty_str = !list[0] && ks && ks->type == K_STR;
+            if (!empty_str && set_value(c, full, list, path)) rc = -1, done = 1;
             expect_key = 1;
             break;
         case YAML_SCALAR_EVENT: {
