@@ -443,6 +443,10 @@ static void put_quoted(char **s, size_t *n, size_t *cap, const char *v) {
         if (cp >= 0xC2 && cp <= 0xDF && (p[1] & 0xC0) == 0x80) cp = (cp & 0x1F) << 6 | (p[1] & 0x3F), len = 2;
         else if (cp >= 0xE0 && cp <= 0xEF && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
             cp = (cp & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F), len = 3;
+        else if (cp >= 0xF0 && cp <= 0xF4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80)
+            len = 4;   // above U+FFFF: printable for YAML, copied whole
+        else if (cp >= 0x80)
+            len = 1, cp = 0x20;   // not UTF-8: copied as is (the reader refuses it, naming the file)
         if (cp == '"' || cp == '\\') *o++ = '\\', *o++ = (char)cp;
         else if (cp < 0x20 || cp == 0x7F) o += sprintf(o, "\\x%02X", cp);
         else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)

@@ -188,7 +188,8 @@ END_TEST
 
 START_TEST(config_strings_round_trip) {
     static const char *outs[] = {"bob's run", "say \"hi\"", "back\\slash", "tab\there", "new\nline",
-                                 "  spaces  ", "caf\xc3\xa9 \xe2\x80\xa8 nel\xc2\x85", "#not a comment: [x]"};
+                                 "  spaces  ", "caf\xc3\xa9 \xe2\x80\xa8 nel\xc2\x85", "#not a comment: [x]",
+                                 "4 bytes \xf3\xa3\x83\xa9 \xf0\x9f\x98\x80 cr\r\r"};
     for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
         PmfTrainConfig c, r;
         pmf_train_config_default(&c);
