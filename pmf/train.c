@@ -72,13 +72,18 @@ static int fault(const char *stage) {
     return 1;
 }
 
+// The official schedules (utils/lr_utils.py on optax): `step` counts the updates already made, so
+// the first update of a warm-up gets 0. warmup_const: linear 0 -> lr over warm = warmup_epochs x
+// steps_per_epoch steps, then lr. warmup_cosine: optax.warmup_cosine_decay_schedule with the
+// official decay_steps = max(total - warm, 1), which counts the warm-up again: the cosine runs over
+// max(total - 2 warm, 1) steps and the schedule then stays at 0 (lr_min_factor 0).
 float pmf_learning_rate(const PmfTrainConfig *c, int64_t step, int64_t total, int64_t steps_per_epoch) {
-    double warm = c->warmup_epochs * (double)steps_per_epoch;
-    double lr = c->learning_rate;
-    if (strcmp(c->lr_schedule, "const") && warm > 0 && step < warm) return (float)(lr * (step + 1) / warm);
+    double warm = floor(c->warmup_epochs * (double)steps_per_epoch), lr = c->learning_rate;
+    if (!strcmp(c->lr_schedule, "const")) return (float)lr;
+    if (warm > 0 && step < warm) return (float)(lr * step / warm);
     if (!strcmp(c->lr_schedule, "warmup_cosine")) {
-        double p = (step - warm) / fmax(1.0, total - warm);
-        return (float)(lr * 0.5 * (1 + cos(M_PI * fmin(1.0, p))));
+        double decay = fmax(fmax(total - warm, 1.0) - warm, 1.0);
+        return (float)(lr * 0.5 * (1 + cos(M_PI * fmin(step - warm, decay) / decay)));
     }
     return (float)lr;
 }

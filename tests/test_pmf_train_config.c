@@ -137,6 +137,29 @@ START_TEST(yaml_round_trip) {
 }
 END_TEST
 
+// The learning-rate schedules against the official optax ones written out by hand: lr 1e-3, 2
+// warm-up epochs of 10 steps (warm = 20), 100 steps in all.
+START_TEST(learning_rate_schedules_match_the_official_ones) {
+    PmfTrainConfig c;
+    pmf_train_config_default(&c);
+    c.learning_rate = 1e-3f, c.warmup_epochs = 2;
+    const double lr = 1e-3, warm = 20, decay = (100 - warm) - warm;   // optax's cosine span
+    struct { const char *schedule; int64_t step; double want; } cases[] = {
+        {"const", 0, lr}, {"const", 57, lr},
+        {"warmup_const", 0, 0}, {"warmup_const", 5, lr * 5 / warm}, {"warmup_const", 19, lr * 19 / warm},
+        {"warmup_const", 20, lr}, {"warmup_const", 99, lr},
+        {"warmup_cosine", 0, 0}, {"warmup_cosine", 10, lr * 10 / warm}, {"warmup_cosine", 20, lr},
+        {"warmup_cosine", 50, lr * 0.5 * (1 + cos(M_PI * 30 / decay))}, {"warmup_cosine", 80, 0}, {"warmup_cosine", 99, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(c.lr_schedule, sizeof c.lr_schedule, "%s", cases[i].schedule);
+        double got = pmf_learning_rate(&c, cases[i].step, 100, 10);
+        ck_assert_msg(fabs(got - cases[i].want) <= 1e-6 * lr, "%s step %lld: lr %.9g, expected %.9g", cases[i].schedule,
+                      (long long)cases[i].step, got, cases[i].want);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pmf_train_config");
     TCase *tc = tcase_create("config");
@@ -144,6 +167,7 @@ int main(void) {
     tcase_add_test(tc, bad_files_and_values_name_the_key);
     tcase_add_test(tc, res_and_patch_pick_the_paper_model);
     tcase_add_test(tc, yaml_round_trip);
+    tcase_add_test(tc, learning_rate_schedules_match_the_official_ones);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
