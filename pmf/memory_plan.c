@@ -67,7 +67,9 @@ int64_t pmf_memory_available(void) {
     // A cgroup v2 limit (containers, CI runners) is often lower than what the kernel has free.
     int64_t max = read_number("/sys/fs/cgroup/memory.max"), cur = read_number("/sys/fs/cgroup/memory.current");
     if (max > 0 && cur >= 0 && (avail < 0 || max - cur < avail)) avail = max - cur;
-    return avail;
+    // Leave a tenth to the rest of the machine: other processes grow too, and a plan that takes all
+    // of what is free now turns their growth into an OOM kill.
+    return avail < 0 ? avail : avail - avail / 10;
 }
 
 int pmf_memory_pick_micro_batch(int rows, int wanted, int64_t budget, int64_t intercept, int64_t per_row) {

@@ -369,7 +369,7 @@ typedef struct PmfMemoryPlan {
     int micro_batch;             // the choice
 } PmfMemoryPlan;
 const PmfMemoryPlan *pmf_run_memory_plan(const PmfRun *r);
-// Bytes this process may still use: min(MemAvailable, cgroup memory.max - memory.current), or
+// Bytes this process may still use: 90% of min(MemAvailable, cgroup memory.max - memory.current), or
 // PMF_MEMORY_AVAILABLE=SIZE (e.g. 2G: tests, or a user sharing the machine). -1 if unknown.
 int64_t pmf_memory_available(void);
 int64_t pmf_memory_resident(void);
