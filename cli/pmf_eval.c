@@ -350,8 +350,9 @@ int main(int argc, char **argv) {
     memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
     EvalRunConfig c1 = a.run;
     c1.is_splits = a.is ? a.splits : 0;
-    c1.keep_features = !strcmp(a.mode, "fid");
-    a.run.keep_features = !strcmp(a.mode, "fid") && !a.fd_only;
+    // Only --fid's two sets feed KID, precision/recall and class accuracy; --fd-only keeps nothing.
+    EvalRunConfig c2 = a.run;
+    c1.keep_features = c2.keep_features = !strcmp(a.mode, "fid") && !a.fd_only;
     if (eval_stats_from_path(a.path1, &net, &c1, &r1)) {
         fprintf(stderr, "pmf_eval: %s\n", core_last_error());
         rc = 1;
@@ -361,7 +362,7 @@ int main(int argc, char **argv) {
         rc = 1;
     }
     if (rc == 0 && !strcmp(a.mode, "fid")) {
-        if (eval_stats_from_path(a.path2, &net, &a.run, &r2)) {
+        if (eval_stats_from_path(a.path2, &net, &c2, &r2)) {
             fprintf(stderr, "pmf_eval: %s\n", core_last_error());
             rc = 1;
         } else {
