@@ -94,9 +94,8 @@ struct TapeNode {
     Tensor *in[TAPE_MAX_INPUTS];
     int n_in;
     float *saved[4];                     // arena buffers the forward kept for backward
-    int64_t iarg[8];                     // small integer arguments (shapes, strides, flags)
-    float farg[4];                       // small float arguments (eps, scales)
-    void *extra;                         // larger op-specific data, arena-allocated
+    void *extra;                         // the op's saved values as one named struct (AttnShape,
+                                         // MatmulShape, ...), arena-allocated by tape_keep
 };
 
 struct Tape {
@@ -143,6 +142,9 @@ Tensor *tape_output(Tape *tp, int ndim, const int *shape, Tensor *const *inputs,
 TapeNode *tape_record(Tape *tp, const char *op, Tensor *out, BackwardFn fn,
                       Tensor *const *inputs, int n_in);
 void *tape_alloc(Tape *tp, size_t bytes);      // arena memory for saved values
+// An arena copy of `bytes` at src: how an op keeps its named saved values for its backward,
+// `node->extra = tape_keep(tp, &shape, sizeof shape)`.
+void *tape_keep(Tape *tp, const void *src, size_t bytes);
 // Abort with a message naming the op if t is not dense row-major.
 void tensor_require_contiguous(const Tensor *t, const char *op);
 

@@ -105,8 +105,7 @@ Tensor *op_attention(Tape *tp, Tensor *q, Tensor *k, Tensor *v, int n_heads) {
     TapeNode *n = tape_record(tp, "attention", y, attention_backward_node, in, 3);
     if (n) {
         n->saved[0] = P;
-        n->extra = tape_alloc(tp, sizeof s);
-        memcpy(n->extra, &s, sizeof s);
+        n->extra = tape_keep(tp, &s, sizeof s);
     }
     return y;
 }

@@ -134,9 +134,16 @@ static void binary_backward_input(BinKind kind, int which, const Broadcast *bc, 
     }
 }
 
+// What a binary op keeps for its backward.
+typedef struct {
+    BinKind kind;
+    Broadcast bc;
+} BinarySaved;
+
 static void binary_backward_node(Tape *tp, TapeNode *n) {
-    Broadcast *bc = n->extra;
-    BinKind kind = (BinKind)n->iarg[0];
+    const BinarySaved *sv = n->extra;
+    BinKind kind = sv->kind;
+    const Broadcast *bc = &sv->bc;
     Tensor *a = n->in[0], *b = n->in[1];
     float *da = tensor_grad(tp, a), *db = tensor_grad(tp, b);
     if (da) binary_backward_input(kind, 0, bc, a->data, b->data, n->out->grad, da, a->numel == n->out->numel);
@@ -161,9 +168,8 @@ static Tensor *binary_op(Tape *tp, BinKind kind, Tensor *a, Tensor *b) {
     if (y->tangent) binary_tangent(kind, bc, a->data, b->data, a->tangent, b->tangent, y->tangent);
     TapeNode *n = tape_record(tp, bin_names[kind], y, binary_backward_node, in, 2);
     if (n) {
-        n->iarg[0] = kind;
-        n->extra = tape_alloc(tp, sizeof *bc);
-        memcpy(n->extra, bc, sizeof *bc);
+        BinarySaved sv = {kind, *bc};
+        n->extra = tape_keep(tp, &sv, sizeof sv);
     }
     return y;
 }

@@ -427,9 +427,6 @@ Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int sh, int sw, int
     }
     arena_release(tp->arena, mark);
     TapeNode *n = tape_record(tp, "conv2d", y, conv_backward_node, in, 3);
-    if (n) {
-        n->extra = tape_alloc(tp, sizeof s);
-        memcpy(n->extra, &s, sizeof s);
-    }
+    if (n) n->extra = tape_keep(tp, &s, sizeof s);
     return y;
 }

@@ -49,9 +49,15 @@ static void cross_entropy_backward(const float *probs, const int *labels, float 
     }
 }
 
+// What cross-entropy keeps for its backward (besides the softmax, saved[0]).
+typedef struct {
+    int B, K;
+    const int *labels;   // arena copy: the caller's array may change before backward
+} CrossEntropySaved;
+
 static void cross_entropy_backward_node(Tape *tp, TapeNode *n) {
-    cross_entropy_backward(n->saved[0], n->extra, n->out->grad[0], tensor_grad(tp, n->in[0]), (int)n->iarg[0],
-                           (int)n->iarg[1]);
+    const CrossEntropySaved *sv = n->extra;
+    cross_entropy_backward(n->saved[0], sv->labels, n->out->grad[0], tensor_grad(tp, n->in[0]), sv->B, sv->K);
 }
 
 Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int *labels) {
@@ -67,12 +73,9 @@ Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int *labels) {
     if (y->tangent) cross_entropy_tangent(probs, logits->tangent, labels, y->tangent, B, K);
     TapeNode *n = tape_record(tp, "cross_entropy", y, cross_entropy_backward_node, &logits, 1);
     if (n) {
-        int *saved_labels = tape_alloc(tp, (size_t)B * sizeof(int));
-        memcpy(saved_labels, labels, (size_t)B * sizeof(int));
+        CrossEntropySaved sv = {B, K, tape_keep(tp, labels, (size_t)B * sizeof(int))};
         n->saved[0] = probs;
-        n->extra = saved_labels;
-        n->iarg[0] = B;
-        n->iarg[1] = K;
+        n->extra = tape_keep(tp, &sv, sizeof sv);
     }
     return y;
 }

@@ -7,7 +7,7 @@
 
 // ---------------------------------------------------------------------------------------------
 // matmul: a (batch, M, K) [or (batch, K, M) if ta], b (batch, K, N) [or (batch, N, K) if tb],
-// or b (K, N) shared by every batch -> y (batch, M, N). iarg: batch, M, N, K, ta, tb, shared.
+// or b (K, N) shared by every batch -> y (batch, M, N). Saves a MatmulShape.
 
 static void matmul_forward(const float *a, const float *b, float *y, int batch, int M, int N, int K,
                            int ta, int tb, int shared, float beta) {
@@ -56,11 +56,16 @@ static void matmul_backward(const float *a, const float *b, const float *dy, flo
     }
 }
 
+// batch products of (M, K) by (K, N), each side transposed or not; b shared across the batch or not
+typedef struct {
+    int batch, M, N, K, ta, tb, shared;
+} MatmulShape;
+
 static void matmul_backward_node(Tape *tp, TapeNode *n) {
+    const MatmulShape *s = n->extra;
     Tensor *a = n->in[0], *b = n->in[1];
-    matmul_backward(a->data, b->data, n->out->grad, tensor_grad(tp, a), tensor_grad(tp, b), (int)n->iarg[0],
-                    (int)n->iarg[1], (int)n->iarg[2], (int)n->iarg[3], (int)n->iarg[4], (int)n->iarg[5],
-                    (int)n->iarg[6]);
+    matmul_backward(a->data, b->data, n->out->grad, tensor_grad(tp, a), tensor_grad(tp, b), s->batch, s->M, s->N,
+                    s->K, s->ta, s->tb, s->shared);
 }
 
 Tensor *op_matmul(Tape *tp, Tensor *a, Tensor *b, int ta, int tb) {
@@ -88,8 +93,8 @@ Tensor *op_matmul(Tape *tp, Tensor *a, Tensor *b, int ta, int tb) {
     if (y->tangent) matmul_tangent(a->data, a->tangent, b->data, b->tangent, y->tangent, batch, M, N, K, ta, tb, shared);
     TapeNode *n = tape_record(tp, "matmul", y, matmul_backward_node, in, 2);
     if (n) {
-        int64_t args[7] = {batch, M, N, K, ta, tb, shared};
-        memcpy(n->iarg, args, sizeof args);
+        MatmulShape s = {batch, M, N, K, ta, tb, shared};
+        n->extra = tape_keep(tp, &s, sizeof s);
     }
     return y;
 }
@@ -132,10 +137,16 @@ static void linear_backward(const float *x, const float *w, const float *dy, flo
     }
 }
 
+// M rows of K inputs to N outputs
+typedef struct {
+    int M, N, K;
+} LinearShape;
+
 static void linear_backward_node(Tape *tp, TapeNode *n) {
+    const LinearShape *s = n->extra;
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     linear_backward(x->data, w->data, n->out->grad, tensor_grad(tp, x), tensor_grad(tp, w),
-                    b ? tensor_grad(tp, b) : NULL, (int)n->iarg[0], (int)n->iarg[1], (int)n->iarg[2]);
+                    b ? tensor_grad(tp, b) : NULL, s->M, s->N, s->K);
 }
 
 Tensor *op_linear(Tape *tp, Tensor *x, Tensor *w, Tensor *b) {
@@ -157,9 +168,8 @@ Tensor *op_linear(Tape *tp, Tensor *x, Tensor *w, Tensor *b) {
         linear_tangent(x->data, x->tangent, w->data, w->tangent, b ? b->tangent : NULL, y->tangent, M, N, K);
     TapeNode *n = tape_record(tp, "linear", y, linear_backward_node, in, 3);
     if (n) {
-        n->iarg[0] = M;
-        n->iarg[1] = N;
-        n->iarg[2] = K;
+        LinearShape s = {M, N, K};
+        n->extra = tape_keep(tp, &s, sizeof s);
     }
     return y;
 }

@@ -13,6 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+// R rows of C: the saved shape of RMSNorm, LayerNorm and softmax over the last axis
+typedef struct {
+    int64_t R;
+    int C;
+} RowShape;
+
+static void *keep_rows(Tape *tp, int64_t R, int C) {
+    RowShape s = {R, C};
+    return tape_keep(tp, &s, sizeof s);
+}
+
 // Weight gradients sum over rows; rows are split across threads, each with its own partial sum,
 // then added in thread order (deterministic for a given thread count).
 void add_row_sums(const float *a, const float *b, float *dw, int64_t R, int C) {
@@ -87,8 +98,9 @@ static void rmsnorm_backward(const float *x, const float *w, const float *rstd, 
 static void rmsnorm_backward_node(Tape *tp, TapeNode *n) {
     Tensor *x = n->in[0], *w = n->in[1];
     float *dw = w ? tensor_grad(tp, w) : NULL;
-    int64_t R = n->iarg[0];
-    int C = (int)n->iarg[1];
+    const RowShape *rs = n->extra;
+    int64_t R = rs->R;
+    int C = rs->C;
     float *nbuf = dw ? tape_alloc(tp, (size_t)R * C * sizeof(float)) : NULL;
     rmsnorm_backward(x->data, w ? w->data : NULL, n->saved[0], n->out->grad, tensor_grad(tp, x), dw, nbuf, R, C);
 }
@@ -106,8 +118,7 @@ Tensor *op_rmsnorm(Tape *tp, Tensor *x, Tensor *w, float eps) {
     TapeNode *n = tape_record(tp, "rmsnorm", y, rmsnorm_backward_node, in, 2);
     if (n) {
         n->saved[0] = rstd;
-        n->iarg[0] = R;
-        n->iarg[1] = C;
+        n->extra = keep_rows(tp, R, C);
     }
     return y;
 }
@@ -163,8 +174,9 @@ static void layernorm_backward_node(Tape *tp, TapeNode *nd) {
     Tensor *x = nd->in[0], *wt = nd->in[1], *bt = nd->in[2];
     const float *w = wt ? wt->data : NULL, *dy = nd->out->grad, *mu = nd->saved[0], *rstd = nd->saved[1];
     float *dx = tensor_grad(tp, x), *dw = wt ? tensor_grad(tp, wt) : NULL, *db = bt ? tensor_grad(tp, bt) : NULL;
-    int64_t R = nd->iarg[0];
-    int C = (int)nd->iarg[1];
+    const RowShape *rs = nd->extra;
+    int64_t R = rs->R;
+    int C = rs->C;
     float *nbuf = dw ? tape_alloc(tp, (size_t)R * C * sizeof(float)) : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
@@ -204,8 +216,7 @@ Tensor *op_layernorm(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float eps) {
     if (n) {
         n->saved[0] = mu;
         n->saved[1] = rstd;
-        n->iarg[0] = R;
-        n->iarg[1] = C;
+        n->extra = keep_rows(tp, R, C);
     }
     return y;
 }
@@ -256,8 +267,9 @@ void softmax_rows_jvp(const float *y, const float *a, float *out, int64_t R, int
 }
 
 static void softmax_backward_node(Tape *tp, TapeNode *n) {
-    int64_t R = n->iarg[0];
-    int C = (int)n->iarg[1];
+    const RowShape *rs = n->extra;
+    int64_t R = rs->R;
+    int C = rs->C;
     const float *y = n->out->data, *dy = n->out->grad;
     float *dx = tensor_grad(tp, n->in[0]);
 #pragma omp parallel for schedule(static)
@@ -276,10 +288,7 @@ Tensor *op_softmax(Tape *tp, Tensor *x) {
         for (int64_t r = 0; r < R; r++) softmax_rows_jvp(y->data + r * C, x->tangent + r * C, y->tangent + r * C, 1, C, 0);
     }
     TapeNode *n = tape_record(tp, "softmax", y, softmax_backward_node, &x, 1);
-    if (n) {
-        n->iarg[0] = R;
-        n->iarg[1] = C;
-    }
+    if (n) n->extra = keep_rows(tp, R, C);
     return y;
 }
 
@@ -292,6 +301,12 @@ Tensor *op_softmax(Tape *tp, Tensor *x) {
 // independent, so the result does not depend on the thread count.
 
 #define LNC_BLOCK 64
+
+// N images of C channels at S positions
+typedef struct {
+    int64_t N, S;
+    int C;
+} ChannelsShape;
 
 static void layernorm_channels_forward(const float *x, const float *w, const float *b, float *y, float *mu,
                                        float *rstd, int64_t N, int C, int64_t S, float eps) {
@@ -367,8 +382,9 @@ static void layernorm_channels_backward_node(Tape *tp, TapeNode *nd) {
     const float *xd = x->data, *w = wt ? wt->data : NULL, *dy = nd->out->grad, *mu = nd->saved[0],
                 *rstd = nd->saved[1];
     float *dx = tensor_grad(tp, x), *dw = wt ? tensor_grad(tp, wt) : NULL, *db = bt ? tensor_grad(tp, bt) : NULL;
-    int64_t N = nd->iarg[0], S = nd->iarg[2];
-    int C = (int)nd->iarg[1];
+    const ChannelsShape *sh = nd->extra;
+    int64_t N = sh->N, S = sh->S;
+    int C = sh->C;
     if (dx) {
         int64_t nb = (S + LNC_BLOCK - 1) / LNC_BLOCK;
 #pragma omp parallel for schedule(static)
@@ -436,9 +452,8 @@ Tensor *op_layernorm_channels(Tape *tp, Tensor *x, Tensor *w, Tensor *b, float e
     if (n) {
         n->saved[0] = mu;
         n->saved[1] = rstd;
-        n->iarg[0] = N;
-        n->iarg[1] = C;
-        n->iarg[2] = S;
+        ChannelsShape sh = {N, S, C};
+        n->extra = tape_keep(tp, &sh, sizeof sh);
     }
     return y;
 }

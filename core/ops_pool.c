@@ -98,8 +98,7 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph
     TapeNode *n = tape_record(tp, "maxpool2d", y, maxpool_backward_node, &x, 1);
     if (n) {
         n->saved[0] = (float *)arg;
-        n->extra = tape_alloc(tp, sizeof s);
-        memcpy(n->extra, &s, sizeof s);
+        n->extra = tape_keep(tp, &s, sizeof s);
     }
     return y;
 }

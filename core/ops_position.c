@@ -87,9 +87,15 @@ Tensor *op_rope2d(Tape *tp, Tensor *x, int n_heads, int start, int gh, int gw, f
 // timestep embedding: s (B) -> y (B, dim) = [cos(s f_k) | sin(s f_k)], f_k = max_period^(-k/half)
 // y' = s' [-f sin, f cos]; ds += sum_k dy_cos (-f sin) + dy_sin (f cos)
 
+// B timesteps, each embedded as half cosines and half sines
+typedef struct {
+    int B, half;
+} TimestepShape;
+
 static void timestep_backward_node(Tape *tp, TapeNode *n) {
+    const TimestepShape *sh = n->extra;
     Tensor *s = n->in[0];
-    int B = (int)n->iarg[0], half = (int)n->iarg[1];
+    int B = sh->B, half = sh->half;
     const float *f = n->saved[0], *dy = n->out->grad;
     float *ds = tensor_grad(tp, s);
     for (int b = 0; b < B; b++) {
@@ -126,9 +132,9 @@ Tensor *op_timestep_embedding(Tape *tp, Tensor *s, int dim, float max_period) {
     }
     TapeNode *n = tape_record(tp, "timestep_embedding", y, timestep_backward_node, &s, 1);
     if (n) {
+        TimestepShape sh = {B, half};
         n->saved[0] = f;
-        n->iarg[0] = B;
-        n->iarg[1] = half;
+        n->extra = tape_keep(tp, &sh, sizeof sh);
     }
     return y;
 }

@@ -87,8 +87,15 @@ static void reduce_backward(const Reduction *r, const float *dy, float *dx, floa
     }
 }
 
+// What a sum or mean keeps for its backward: the plan and 1 or 1/count
+typedef struct {
+    Reduction plan;
+    float scale;
+} ReduceSaved;
+
 static void reduce_backward_node(Tape *tp, TapeNode *n) {
-    reduce_backward(n->extra, n->out->grad, tensor_grad(tp, n->in[0]), n->farg[0]);
+    const ReduceSaved *sv = n->extra;
+    reduce_backward(&sv->plan, n->out->grad, tensor_grad(tp, n->in[0]), sv->scale);
 }
 
 static Tensor *reduce_op(Tape *tp, const char *name, Tensor *x, int mask, int keepdim, int mean) {
@@ -109,9 +116,8 @@ static Tensor *reduce_op(Tape *tp, const char *name, Tensor *x, int mask, int ke
     if (y->tangent) reduce_forward(&local, x->tangent, y->tangent, scale);
     TapeNode *n = tape_record(tp, name, y, reduce_backward_node, &x, 1);
     if (n) {
-        n->extra = tape_alloc(tp, sizeof local);
-        memcpy(n->extra, &local, sizeof local);
-        n->farg[0] = scale;
+        ReduceSaved sv = {local, scale};
+        n->extra = tape_keep(tp, &sv, sizeof sv);
     }
     return y;
 }

@@ -138,10 +138,17 @@ Tensor *op_concat(Tape *tp, Tensor *const *xs, int n, int axis) {
 // ---------------------------------------------------------------------------------------------
 // embedding: table (V, D), ids (n) -> y (n, D)
 
+// rows looked up by id, each D wide
+typedef struct {
+    int64_t rows, D;
+    const int *ids;   // arena copy: the caller's array may change before backward
+} EmbeddingRows;
+
 static void embedding_backward_node(Tape *tp, TapeNode *n) {
     Tensor *table = n->in[0];
-    const int *ids = n->extra;
-    int64_t rows = n->iarg[0], D = n->iarg[1];
+    const EmbeddingRows *e = n->extra;
+    const int *ids = e->ids;
+    int64_t rows = e->rows, D = e->D;
     float *dt = tensor_grad(tp, table);
     const float *dy = n->out->grad;
     // serial over rows: a repeated id (the null class in a batch) must not race
@@ -163,11 +170,8 @@ Tensor *op_embedding(Tape *tp, Tensor *table, const int *ids, int n) {
     }
     TapeNode *node = tape_record(tp, "embedding", y, embedding_backward_node, &table, 1);
     if (node) {
-        int *copy = tape_alloc(tp, (size_t)(n ? n : 1) * sizeof(int));
-        memcpy(copy, ids, (size_t)n * sizeof(int));
-        node->extra = copy;
-        node->iarg[0] = n;
-        node->iarg[1] = D;
+        EmbeddingRows e = {n, D, tape_keep(tp, ids, (size_t)n * sizeof(int))};
+        node->extra = tape_keep(tp, &e, sizeof e);
     }
     return y;
 }

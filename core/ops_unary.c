@@ -136,7 +136,8 @@ Tensor *op_clip(Tape *tp, Tensor *x, float lo, float hi) {
 // Affine maps with a constant derivative: y = s x + c. No saved buffer.
 
 static void affine_backward_node(Tape *tp, TapeNode *n) {
-    float s = n->farg[0], *dx = tensor_grad(tp, n->in[0]);
+    const float *scale = n->extra;   // s: all the backward needs
+    float s = *scale, *dx = tensor_grad(tp, n->in[0]);
     const float *dy = n->out->grad;
     int64_t N = n->out->numel;
 #pragma omp parallel for schedule(static)
@@ -156,7 +157,7 @@ static Tensor *affine_op(Tape *tp, const char *name, Tensor *x, float s, float c
         for (int64_t i = 0; i < N; i++) ty[i] = s * tx[i];
     }
     TapeNode *n = tape_record(tp, name, y, affine_backward_node, &x, 1);
-    if (n) n->farg[0] = s;
+    if (n) n->extra = tape_keep(tp, &s, sizeof s);
     return y;
 }
 
@@ -212,7 +213,7 @@ static void swiglu_backward_node(Tape *tp, TapeNode *n) {
 
 static void swiglu_packed_backward_node(Tape *tp, TapeNode *n) {
     Tensor *h = n->in[0];
-    int64_t H = n->iarg[0], R = n->out->numel / (H ? H : 1);
+    int64_t H = h->shape[h->ndim - 1] / 2, R = n->out->numel / (H ? H : 1);
     float *dh = tensor_grad(tp, h);
     if (dh) swiglu_backward(h->data, h->data + H, n->out->grad, dh, dh + H, R, H, 2 * H);
 }
@@ -227,8 +228,7 @@ Tensor *op_swiglu_packed(Tape *tp, Tensor *h) {
     Tensor *y = tape_output(tp, h->ndim, shape, &h, 1);
     swiglu_forward(h->data, h->data + H, y->data, R, H, H2);
     if (y->tangent) swiglu_tangent(h->data, h->data + H, h->tangent, h->tangent + H, y->tangent, R, H, H2);
-    TapeNode *n = tape_record(tp, "swiglu_packed", y, swiglu_packed_backward_node, &h, 1);
-    if (n) n->iarg[0] = H;
+    tape_record(tp, "swiglu_packed", y, swiglu_packed_backward_node, &h, 1);
     return y;
 }
 

@@ -32,6 +32,12 @@ void tape_redirect_grads(Tape *tp, const float *from, float *to, int64_t n) {
 
 void *tape_alloc(Tape *tp, size_t bytes) { return arena_alloc(tp->arena, bytes); }
 
+void *tape_keep(Tape *tp, const void *src, size_t bytes) {
+    void *p = arena_alloc(tp->arena, bytes);
+    memcpy(p, src, bytes);
+    return p;
+}
+
 TapeNode *tape_record(Tape *tp, const char *op, Tensor *out, BackwardFn fn, Tensor *const *inputs,
                       int n_in) {
     if (!tp->recording || !out->requires_grad) return NULL;

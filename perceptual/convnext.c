@@ -365,8 +365,7 @@ static Tensor *gelu_grn(Tape *tp, Tensor *h, Tensor *gamma, Tensor *beta) {
         nd->saved[0] = G;
         nd->saved[1] = s;
         nd->saved[2] = D;
-        nd->extra = tape_alloc(tp, sizeof sh);
-        memcpy(nd->extra, &sh, sizeof sh);
+        nd->extra = tape_keep(tp, &sh, sizeof sh);
     }
     return y;
 }

@@ -65,10 +65,16 @@ static void unit_norm_jvp(const float *x, const float *r, const float *d, const 
     }
 }
 
+// N images of C channels at HW positions
+typedef struct {
+    int N, C;
+    int64_t HW;
+} UnitNormShape;
+
 static void unit_norm_backward_node(Tape *tp, TapeNode *nd) {
+    const UnitNormShape *s = nd->extra;
     Tensor *x = nd->in[0];
-    unit_norm_jvp(x->data, nd->saved[0], nd->saved[1], nd->out->grad, tensor_grad(tp, x), 1, (int)nd->iarg[0],
-                  (int)nd->iarg[1], nd->iarg[2]);
+    unit_norm_jvp(x->data, nd->saved[0], nd->saved[1], nd->out->grad, tensor_grad(tp, x), 1, s->N, s->C, s->HW);
 }
 
 Tensor *perceptual_unit_normalize(Tape *tp, Tensor *x, float eps) {
@@ -88,8 +94,9 @@ Tensor *perceptual_unit_normalize(Tape *tp, Tensor *x, float eps) {
     TapeNode *nd = tape_record(tp, "unit_normalize", y, unit_norm_backward_node, in, 1);
     if (nd) {
         nd->saved[0] = r;
+        UnitNormShape s = {N, C, HW};
         nd->saved[1] = d;
-        nd->iarg[0] = N, nd->iarg[1] = C, nd->iarg[2] = HW;
+        nd->extra = tape_keep(tp, &s, sizeof s);
     }
     return y;
 }
