@@ -255,22 +255,29 @@ void core_atomic_abort(CoreAtomicFile *f);
 
 // ---------------------------------------------------------------------------------------------
 // .npy files (numpy.save): a float or integer array, C or Fortran order, npy format 1.0 / 2.0 /
-// 3.0, little-endian (or single-byte) dtypes. Read into float32 (floats) or int64 (integers);
-// the element count is checked in 64 bits against the file's size and `max_numel` before anything
+// 3.0, little-endian (or single-byte) dtypes. Read into float32 (floats) or int64 (integers), or
+// with npy_parse_f64 into float64 (floats only: eval's statistics); the element count is checked in 64 bits against the file's size and `max_numel` before anything
 // is allocated. Written as float32 C-order npy 1.0, atomically.
 typedef struct NpyArray {
     int ndim;
     int64_t shape[8];
     int64_t numel;
-    char kind;           // 'f' (floats: f32 set) or 'i' (integers, signed or not: i64 set)
+    char kind;           // 'f' (floats: f32 set), 'i' (integers, signed or not: i64 set) or 'd' (f64 set)
     float *f32;
     int64_t *i64;
+    double *f64;
 } NpyArray;
 int npy_read(const char *path, int64_t max_numel, NpyArray *out);   // -1 and a message naming the file
 // The same from memory; `label` names the source in messages (fuzz/fuzz_npy.c).
 int npy_parse_bytes(const unsigned char *bytes, size_t n, const char *label, int64_t max_numel, NpyArray *out);
+// The same for float arrays ('<f4' or '<f8') read as double; integer dtypes are refused.
+int npy_parse_f64(const unsigned char *bytes, size_t n, const char *label, int64_t max_numel, NpyArray *out);
 void npy_free(NpyArray *a);
 int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data);
+// The npy 1.0 header of a C-order array of `descr` ("<f4", "<f8"; ndim <= 8), padded with spaces
+// and a newline to a multiple of 64 bytes (numpy's rule): the bytes written into out (<= 256), and
+// the shape's element count in *numel.
+int npy_header(unsigned char *out, const char *descr, int ndim, const int64_t *shape, int64_t *numel);
 // A float32 .npy of a known shape written a piece at a time (atomically); finish checks that
 // exactly the shape's elements were added.
 typedef struct NpyWriter {

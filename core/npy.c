@@ -29,7 +29,8 @@ static int64_t load_int(const unsigned char *p, int size, int is_signed) {
     return (int64_t)u;
 }
 
-int npy_parse_bytes(const unsigned char *b, size_t n, const char *path, int64_t max_numel, NpyArray *out) {
+// Reads floats as float32 (f32) or, with as_f64, as float64 (f64, and integers are refused).
+static int parse(const unsigned char *b, size_t n, const char *path, int64_t max_numel, int as_f64, NpyArray *out) {
     memset(out, 0, sizeof *out);
     if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
         core_set_error("%s: not an .npy file (no \\x93NUMPY magic)", path);
@@ -66,6 +67,10 @@ int npy_parse_bytes(const unsigned char *b, size_t n, const char *path, int64_t 
         core_set_error("%s: npy dtype '%s' (little-endian float32/64 or integers are read)", path, dt);
         return -1;
     }
+    if (as_f64 && kind != 'f') {
+        core_set_error("%s: npy dtype '%s' (float64 '<f8' or float32 '<f4' is read here)", path, dt);
+        return -1;
+    }
     memset(out, 0, sizeof *out);
     out->numel = 1;
     for (const char *p = sh + 1;;) {
@@ -91,16 +96,18 @@ int npy_parse_bytes(const unsigned char *b, size_t n, const char *path, int64_t 
         return -1;
     }
     size_t data = hstart + hlen;
-    if ((uint64_t)out->numel * (uint64_t)esize != n - data) {
+    // by division: numel * esize could wrap past 2^64 when the caller's limit is large
+    if ((n - data) % (size_t)esize || (uint64_t)out->numel != (n - data) / (size_t)esize) {
         core_set_error("%s: %zu data bytes for %lld elements of %d bytes", path, n - data, (long long)out->numel, esize);
         return -1;
     }
     const unsigned char *src = b + data;
     int64_t count = out->numel ? out->numel : 1;
-    out->kind = kind == 'f' ? 'f' : 'i';
-    if (out->kind == 'f') out->f32 = malloc((size_t)count * sizeof(float));
+    out->kind = as_f64 ? 'd' : kind == 'f' ? 'f' : 'i';
+    if (out->kind == 'd') out->f64 = malloc((size_t)count * sizeof(double));
+    else if (out->kind == 'f') out->f32 = malloc((size_t)count * sizeof(float));
     else out->i64 = malloc((size_t)count * sizeof(int64_t));
-    if (!out->f32 && !out->i64) {
+    if (!out->f32 && !out->i64 && !out->f64) {
         core_set_error("%s: out of memory for %lld elements", path, (long long)out->numel);
         return -1;
     }
@@ -117,11 +124,13 @@ int npy_parse_bytes(const unsigned char *b, size_t n, const char *path, int64_t 
             }
         }
         const unsigned char *e = src + (size_t)s * esize;
-        if (kind == 'f' && esize == 4) memcpy(&out->f32[dst], e, 4);
-        else if (kind == 'f') {
-            double v;
-            memcpy(&v, e, 8);
-            out->f32[dst] = (float)v;
+        if (kind == 'f') {
+            float v4;
+            double v8;
+            if (esize == 4) memcpy(&v4, e, 4), v8 = v4;
+            else memcpy(&v8, e, 8), v4 = (float)v8;
+            if (as_f64) out->f64[dst] = v8;
+            else out->f32[dst] = v4;
         } else {
             if (kind == 'u' && esize == 8 && (e[7] & 0x80)) {
                 npy_free(out);
@@ -132,6 +141,14 @@ int npy_parse_bytes(const unsigned char *b, size_t n, const char *path, int64_t 
         }
     }
     return 0;
+}
+
+int npy_parse_bytes(const unsigned char *b, size_t n, const char *label, int64_t max_numel, NpyArray *out) {
+    return parse(b, n, label, max_numel, 0, out);
+}
+
+int npy_parse_f64(const unsigned char *b, size_t n, const char *label, int64_t max_numel, NpyArray *out) {
+    return parse(b, n, label, max_numel, 1, out);
 }
 
 int npy_read(const char *path, int64_t max_numel, NpyArray *out) {
@@ -147,16 +164,16 @@ int npy_read(const char *path, int64_t max_numel, NpyArray *out) {
 }
 
 void npy_free(NpyArray *a) {
-    free(a->f32), free(a->i64);
+    free(a->f32), free(a->i64), free(a->f64);
     memset(a, 0, sizeof *a);
 }
 
-// The npy 1.0 header of a C-order float32 array, padded with spaces and a newline so that magic +
-// header is a multiple of 64 bytes (numpy's rule). Returns the bytes written into out (<= 256).
-static int f32_header(unsigned char *out, int ndim, const int64_t *shape, int64_t *numel) {
-    char hdr[240];
+int npy_header(unsigned char *out, const char *descr, int ndim, const int64_t *shape, int64_t *numel) {
+    // 8 sizes of up to 19 digits keep the header under 246 bytes, so magic + header <= 256
+    if (ndim < 0 || ndim > 8 || strlen(descr) > 4) core_fatal("npy_header: %d dims of '%s'", ndim, descr);
+    char hdr[256];
     *numel = 1;
-    int k = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int k = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < ndim; i++) {
         k += snprintf(hdr + k, sizeof hdr - (size_t)k, "%lld%s", (long long)shape[i], ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
         *numel *= shape[i];
@@ -174,7 +191,7 @@ static int f32_header(unsigned char *out, int ndim, const int64_t *shape, int64_
 int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data) {
     unsigned char hdr[256];
     int64_t numel;
-    int h = f32_header(hdr, ndim, shape, &numel);
+    int h = npy_header(hdr, "<f4", ndim, shape, &numel);
     const void *parts[2] = {hdr, data};
     size_t sizes[2] = {(size_t)h, (size_t)numel * sizeof(float)};
     return core_write_atomic(path, 2, parts, sizes);
@@ -183,7 +200,7 @@ int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float 
 int npy_writer_open(NpyWriter *w, const char *path, int ndim, const int64_t *shape) {
     unsigned char hdr[256];
     memset(w, 0, sizeof *w);
-    int h = f32_header(hdr, ndim, shape, &w->numel);
+    int h = npy_header(hdr, "<f4", ndim, shape, &w->numel);
     if (core_atomic_open(&w->file, path)) return -1;
     if (core_atomic_write(&w->file, hdr, (size_t)h)) {
         core_atomic_abort(&w->file);

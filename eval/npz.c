@@ -1,7 +1,8 @@
 // eval/npz.c: .npz files (numpy.savez / savez_compressed) read and written without numpy: a zip
 // archive of .npy members. Reads go through the central directory (the sizes in numpy's local
 // headers may be zip64 placeholders), so stored, deflated and zip64 archives all work; deflate is
-// zlib's raw inflate. Writes are stored members with npy 1.0 headers, which numpy.load reads.
+// zlib's raw inflate. Each member is an .npy file, parsed (and its header written) by core/npy.c.
+// Writes are stored members with npy 1.0 headers, which numpy.load reads.
 // Not here: anything but float arrays (an ADM batch's uint8 'arr_0' is skipped, never read).
 #include "eval.h"
 
@@ -240,117 +241,6 @@ static unsigned char *zip_extract(FILE *f, const char *path, const char *name, c
     return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// npy
-
-// The quoted value after 'key': in a header dict, copied into val.
-static const char *npy_field(const char *hdr, const char *key) {
-    char k[64];
-    snprintf(k, sizeof k, "'%s':", key);
-    const char *p = strstr(hdr, k);
-    if (!p) return NULL;
-    p += strlen(k);
-    while (*p == ' ') p++;
-    return p;
-}
-
-static int npy_parse(const unsigned char *b, uint64_t n, const char *path, const char *name, NpzArray *out) {
-    if (n < 10 || memcmp(b, "\x93NUMPY", 6)) {
-        core_set_error("npz: '%s': member '%s' is not an .npy array", path, name);
-        return -1;
-    }
-    int major = b[6];
-    uint64_t hlen, hstart;
-    if (major == 1) hlen = rd16(b + 8), hstart = 10;
-    else if (major == 2 || major == 3) {
-        if (n < 12) goto bad;
-        hlen = rd32(b + 8), hstart = 12;
-    } else {
-        core_set_error("npz: '%s': member '%s' has npy format version %d (1, 2, 3 are read)", path, name, major);
-        return -1;
-    }
-    if (hstart + hlen > n || hlen > 65536) goto bad;
-    char hdr[65537];
-    memcpy(hdr, b + hstart, hlen);
-    hdr[hlen] = 0;
-    const char *d = npy_field(hdr, "descr"), *fo = npy_field(hdr, "fortran_order"), *sh = npy_field(hdr, "shape");
-    if (!d || !fo || !sh || *d != '\'' || *sh != '(') goto bad;
-    int esize;
-    if (!strncmp(d, "'<f8'", 5)) esize = 8;
-    else if (!strncmp(d, "'<f4'", 5)) esize = 4;
-    else {
-        char dt[16] = {0};
-        sscanf(d, "'%15[^']", dt);
-        core_set_error("npz: '%s': member '%s' has dtype '%s' (only '<f8' and '<f4' are read)", path, name, dt);
-        return -1;
-    }
-    int fortran = !strncmp(fo, "True", 4);
-    memset(out, 0, sizeof *out);
-    const char *p = sh + 1;
-    out->numel = 1;
-    for (;;) {
-        while (*p == ' ' || *p == ',') p++;
-        if (*p == ')') break;
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || out->ndim == 8) goto bad;
-        out->shape[out->ndim++] = v;
-        // The product of claimed dimensions must stay below the limit (and so cannot overflow).
-        if (v > NPZ_MAX_ELEMENTS || (v && out->numel > NPZ_MAX_ELEMENTS / v)) {
-            core_set_error("npz: '%s': member '%s' has a shape of more than %lld elements", path, name,
-                           (long long)NPZ_MAX_ELEMENTS);
-            return -1;
-        }
-        out->numel *= v;
-        p = end;
-    }
-    uint64_t data_start = hstart + hlen;
-    if ((uint64_t)out->numel * esize != n - data_start) {
-        core_set_error("npz: '%s': member '%s' holds %llu data bytes for %lld elements of %d bytes", path, name,
-                       (unsigned long long)(n - data_start), (long long)out->numel, esize);
-        return -1;
-    }
-    out->data = malloc((size_t)(out->numel ? out->numel : 1) * sizeof(double));
-    if (!out->data) {
-        core_set_error("npz: '%s': out of memory for member '%s'", path, name);
-        return -1;
-    }
-    const unsigned char *src = b + data_start;
-    for (int64_t i = 0; i < out->numel; i++) {
-        if (esize == 8) memcpy(&out->data[i], src + 8 * i, 8);
-        else {
-            float v;
-            memcpy(&v, src + 4 * i, 4);
-            out->data[i] = v;
-        }
-    }
-    if (fortran && out->ndim > 1) {   // reverse the axis order of the storage: C index from F index
-        double *c = malloc((size_t)out->numel * sizeof(double));
-        if (!c) {
-            free(out->data);
-            out->data = NULL;
-            core_set_error("npz: '%s': out of memory for member '%s'", path, name);
-            return -1;
-        }
-        int64_t idx[8] = {0};
-        for (int64_t f = 0; f < out->numel; f++) {
-            int64_t ci = 0;
-            for (int a = 0; a < out->ndim; a++) ci = ci * out->shape[a] + idx[a];
-            c[ci] = out->data[f];
-            for (int a = 0; a < out->ndim; a++) {   // Fortran order: first index fastest
-                if (++idx[a] < out->shape[a]) break;
-                idx[a] = 0;
-            }
-        }
-        free(out->data);
-        out->data = c;
-    }
-    return 0;
-bad:
-    core_set_error("npz: '%s': member '%s' has a malformed .npy header", path, name);
-    return -1;
-}
-
 int npz_read(const char *path, const char *name, NpzArray *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -368,9 +258,18 @@ int npz_read(const char *path, const char *name, NpzArray *out) {
     unsigned char *bytes = zip_extract(f, path, name, &m);
     fclose(f);
     if (!bytes) return -1;
-    rc = npy_parse(bytes, m.usize, path, name, out);
+    // The member is an .npy file: core's one parser reads it, with the same size checks.
+    char label[4200];
+    snprintf(label, sizeof label, "npz: '%s': member '%s'", path, name);
+    NpyArray a;
+    rc = npy_parse_f64(bytes, m.usize, label, NPZ_MAX_ELEMENTS, &a);
     free(bytes);
-    return rc;
+    if (rc) return -1;
+    out->ndim = a.ndim;
+    memcpy(out->shape, a.shape, sizeof out->shape);
+    out->numel = a.numel;
+    out->data = a.f64;
+    return 0;
 }
 
 int npz_has(const char *path, const char *name) {
@@ -396,27 +295,6 @@ void npz_array_free(NpzArray *a) {
 static void wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
 static void wr32(unsigned char *p, uint32_t v) { wr16(p, (uint16_t)v), wr16(p + 2, (uint16_t)(v >> 16)); }
 
-// npy 1.0 header for a C-order '<f8' array, padded (spaces, final '\n') to a multiple of 64.
-static size_t npy_header(char *h, size_t cap, int ndim, const int64_t *shape) {
-    char shp[256] = "(";
-    for (int a = 0; a < ndim; a++) {
-        size_t l = strlen(shp);
-        snprintf(shp + l, sizeof shp - l, a + 1 < ndim ? "%lld, " : "%lld", (long long)shape[a]);
-    }
-    strcat(shp, ndim == 1 ? ",)" : ")");
-    char dict[400];
-    int dl = snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }", shp);
-    size_t total = 10 + (size_t)dl + 1;
-    total = (total + 63) / 64 * 64;
-    if (total > cap) core_fatal("npz: header too long");
-    memcpy(h, "\x93NUMPY\x01\x00", 8);
-    wr16((unsigned char *)h + 8, (uint16_t)(total - 10));
-    memcpy(h + 10, dict, (size_t)dl);
-    memset(h + 10 + dl, ' ', total - 10 - (size_t)dl - 1);
-    h[total - 1] = '\n';
-    return total;
-}
-
 int npz_write(const char *path, const NpzMember *members, int n) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -431,10 +309,9 @@ int npz_write(const char *path, const NpzMember *members, int n) {
     uint64_t pos = 0;
     for (int i = 0; i < n && ok; i++) {
         const NpzMember *m = &members[i];
-        int64_t numel = 1;
-        for (int a = 0; a < m->ndim; a++) numel *= m->shape[a];
-        char hdr[512];
-        size_t hl = npy_header(hdr, sizeof hdr, m->ndim, m->shape);
+        int64_t numel;
+        unsigned char hdr[256];
+        size_t hl = (size_t)npy_header(hdr, "<f8", m->ndim, m->shape, &numel);
         uint64_t usize = hl + (uint64_t)numel * 8;
         if (pos + usize + 1000 > 0xFFFFFFF0u) {
             core_set_error("npz: '%s' would need zip64 (over 4 GiB); not supported for writing", path);
@@ -442,7 +319,7 @@ int npz_write(const char *path, const NpzMember *members, int n) {
             break;
         }
         uLong crc = crc32(0L, Z_NULL, 0);
-        crc = crc32(crc, (const unsigned char *)hdr, (uInt)hl);
+        crc = crc32(crc, hdr, (uInt)hl);
         crc = crc32(crc, (const unsigned char *)m->data, (uInt)(numel * 8));
         char fname[300];
         int nl = snprintf(fname, sizeof fname, "%s.npy", m->name);

@@ -159,6 +159,21 @@ START_TEST(npz_fortran_order_ok) {
 }
 END_TEST
 
+// (2^62 + 1,) float32 under a caller's limit of INT64_MAX: 4 * (2^62 + 1) wraps to 4, so a size
+// check by multiplication passed with 4 data bytes and the buffer of count * 4 bytes wrapped too.
+// The float64 reading (npz members) must refuse it as well.
+START_TEST(npy_size_check_does_not_wrap) {
+    unsigned char b[512];
+    uint32_t n = npy_bytes(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387905,), }", 4);
+    NpyArray a;
+    ck_assert(npy_parse_bytes(b, n, "wrap.npy", INT64_MAX, &a) == -1);
+    printf("npy wrap: %s\n", core_last_error());
+    ck_assert_msg(strstr(core_last_error(), "wrap.npy") && strstr(core_last_error(), "data bytes"), "message: %s",
+                  core_last_error());
+    ck_assert(npy_parse_f64(b, n, "wrap.npy", INT64_MAX, &a) == -1 && a.f64 == NULL);
+}
+END_TEST
+
 static int read_npz_member(const char *path) {
     NpzArray a;
     if (npz_read(path, "mu", &a) == 0) return 2;
@@ -438,6 +453,7 @@ int main(void) {
     tcase_add_test(tc, npz_fortran_order_overflow);
     tcase_add_test(tc, npz_fortran_order_ok);
     tcase_add_test(tc, npz_member_sizes_are_claims);
+    tcase_add_test(tc, npy_size_check_does_not_wrap);
     tcase_add_test(tc, config_strings_round_trip);
     tcase_add_test(tc, png_chunk_length_is_a_claim);
     tcase_add_test(tc, pmf_lpips_huge_png_header);
