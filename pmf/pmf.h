@@ -330,6 +330,9 @@ uint8_t *pmf_muon_partition(const PmfModel *m);
 // [-1, 1] into `cols` columns with a 2-pixel border.
 int pmf_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels);
 int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int W, int cols);
+// One image (C, H, W) in [-1, 1] -> interleaved bytes (H, W, C), rounded as the torch evaluation
+// does (spec 9); rows of px start row_bytes apart (W * C for a lone image, wider inside a grid).
+void pmf_image_to_u8(const float *img, int C, int H, int W, uint8_t *px, size_t row_bytes);
 
 // The perceptual terms of the objective on perceptual/'s frozen networks (model.perceptual =
 // featnet | featnet+features | lpips | convnext | lpips+convnext): sets o->perceptual and

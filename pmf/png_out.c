@@ -47,6 +47,17 @@ int pmf_png_write(const char *path, const uint8_t *pixels, int width, int height
     return 0;
 }
 
+void pmf_image_to_u8(const float *img, int C, int H, int W, uint8_t *px, size_t row_bytes) {
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                // [-1, 1] -> [0, 255] with rounding, as the torch evaluation does (spec 9).
+                float v = (img[((size_t)c * H + y) * W + x] + 1.0f) * 127.5f;
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                px[(size_t)y * row_bytes + (size_t)x * C + c] = (uint8_t)(v + 0.5f);
+            }
+}
+
 int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int W, int cols) {
     const int pad = 2;
     int rows = (B + cols - 1) / cols;
@@ -55,14 +66,7 @@ int pmf_png_grid(const char *path, const float *images, int B, int C, int H, int
     memset(px, 255, (size_t)gw * gh * C);   // white borders
     for (int b = 0; b < B; b++) {
         int ox = pad + (b % cols) * (W + pad), oy = pad + (b / cols) * (H + pad);
-        for (int c = 0; c < C; c++)
-            for (int y = 0; y < H; y++)
-                for (int x = 0; x < W; x++) {
-                    // [-1, 1] -> [0, 255] with rounding, as the torch evaluation does (spec 9).
-                    float v = (images[(((size_t)b * C + c) * H + y) * W + x] + 1.0f) * 127.5f;
-                    v = v < 0 ? 0 : v > 255 ? 255 : v;
-                    px[((size_t)(oy + y) * gw + ox + x) * C + c] = (uint8_t)(v + 0.5f);
-                }
+        pmf_image_to_u8(images + (size_t)b * C * H * W, C, H, W, px + ((size_t)oy * gw + ox) * C, (size_t)gw * C);
     }
     int rc = pmf_png_write(path, px, gw, gh, C);
     free(px);

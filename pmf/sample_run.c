@@ -65,17 +65,6 @@ static int fitting_batch(PmfModel *m, const PmfSampleArgs *a, int64_t numel) {
     return fit < a->batch ? (int)fit : a->batch;
 }
 
-// NCHW floats in [-1, 1] -> NHWC uint8, rounded as the torch evaluation does (spec 9).
-static void to_u8(const float *img, int n, int C, int S, uint8_t *px) {
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < S * S; k++) {
-                float v = (img[((size_t)i * C + c) * S * S + k] + 1.0f) * 127.5f;
-                v = v < 0 ? 0 : v > 255 ? 255 : v;
-                px[((size_t)i * S * S + k) * C + c] = (uint8_t)(v + 0.5f);
-            }
-}
-
 // Where one batch's images go: the grid buffer, PNG files, the HDF5 shard.
 typedef struct SampleSinks {
     float *grid;           // the first grid_n images, NCHW
@@ -95,7 +84,8 @@ static int write_batch(SampleSinks *o, const PmfSampleArgs *a, const PmfConfig *
         memcpy(o->grid + (size_t)i * numel, img + (size_t)(i - b0) * numel, (size_t)numel * sizeof(float));
     if (o->has_npy && npy_writer_add(&o->npy, img, B * numel)) return -1;
     if (!a->png_dir && !o->h5) return 0;
-    to_u8(img, B, C, S, o->px);
+    for (int i = 0; i < B; i++)   // NCHW floats -> NHWC bytes
+        pmf_image_to_u8(img + (size_t)i * numel, C, S, S, o->px + (size_t)i * numel, (size_t)S * C);
     for (int i = 0; i < B; i++) o->labels32[i] = labels[i];
     if (o->h5 && ds_shard_writer_add(o->h5, o->px, o->labels32, B)) return -1;
     for (int i = 0; a->png_dir && i < B; i++) {

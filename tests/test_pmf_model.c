@@ -328,6 +328,33 @@ START_TEST(preconditioner_t_derivatives_match_differences) {
 }
 END_TEST
 
+// Pixels out (sample grids, pmf_sample's PNGs and HDF5): x in [-1, 1] -> round((x + 1) 127.5),
+// clipped, channels interleaved; rows row_bytes apart, nothing written between them.
+START_TEST(image_to_u8_rounds_clips_and_interleaves) {
+    enum { C = 2, H = 2, W = 3, ROW = W * C + 5 };
+    // channel 0: the ends, the midpoint and the clipping; channel 1: both sides of a rounding step
+    float img[C * H * W] = {-1.0f, 1.0f, 0.0f, -2.0f, 2.0f, -0.5f,
+                            10.4f / 127.5f - 1.0f, 10.6f / 127.5f - 1.0f, 0.999f, -0.999f, 0.25f, -0.25f};
+    uint8_t px[H * ROW];
+    memset(px, 7, sizeof px);
+    pmf_image_to_u8(img, C, H, W, px, ROW);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double v = ((double)img[(c * H + y) * W + x] + 1.0) * 127.5;
+                long want = v < 0 ? 0 : v > 255 ? 255 : lround(v);
+                ck_assert_int_eq(px[y * ROW + x * C + c], want);
+            }
+    ck_assert_int_eq(px[0], 0);
+    ck_assert_int_eq(px[2], 255);
+    ck_assert_int_eq(px[4], 128);
+    ck_assert_int_eq(px[1], 10);
+    ck_assert_int_eq(px[3], 11);
+    for (int y = 0; y < H; y++)
+        for (int k = W * C; k < ROW; k++) ck_assert_int_eq(px[y * ROW + k], 7);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("pmf_model");
     TCase *tc = tcase_create("reference");
@@ -339,6 +366,7 @@ int main(void) {
     tcase_add_test(tc, init_and_fm_rows_sanity);
     tcase_add_test(tc, preconditioner_t_derivatives_match_differences);
     tcase_add_test(tc, preconditioner_coefficients_match_closed_forms);
+    tcase_add_test(tc, image_to_u8_rounds_clips_and_interleaves);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
