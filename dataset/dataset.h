@@ -112,6 +112,9 @@ typedef struct DsShard {
 // Any problem: -1 and a message naming the file and the dataset.
 int ds_shard_open(const char *path, DsShard *s);
 int ds_shard_read(DsShard *s, int64_t i, uint8_t *dst);   // image i, H*W*C bytes
+int ds_shard_read_range(DsShard *s, int64_t first, int64_t n, uint8_t *dst);   // images first.., n*H*W*C bytes
+// 1 if the file starts with the HDF5 signature (what a shard must), else 0.
+int ds_is_hdf5_file(const char *path);
 void ds_shard_close(DsShard *s);
 
 // Shards are trusted input: libhdf5 itself can crash or hang on a damaged file. These check a

@@ -17,6 +17,15 @@ void ds_hdf5_quiet(void);
 
 void ds_hdf5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+int ds_is_hdf5_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char sig[8] = {0};
+    size_t got = fread(sig, 1, 8, f);
+    fclose(f);
+    return got == 8 && memcmp(sig, "\211HDF\r\n\032\n", 8) == 0;
+}
+
 static int read_attr_i64(hid_t obj, const char *path, const char *name, int64_t *v) {
     if (H5Aexists(obj, name) <= 0) {
         core_set_error("dataset: shard '%s' has no attribute '%s' (not a pmf shard?)", path, name);
@@ -114,21 +123,13 @@ int ds_shard_open(const char *path, DsShard *s) {
         core_set_error("dataset: out of memory opening shard '%s'", path);
         return -1;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
         core_set_error("dataset: cannot open shard '%s'", path);
         goto fail;
     }
-    unsigned char sig[8] = {0};
-    size_t got = fread(sig, 1, 8, f);
-    fclose(f);
-    if (got != 8 || memcmp(sig, "\211HDF\r\n\032\n", 8) != 0) {
+    if (!ds_is_hdf5_file(path)) {
         core_set_error("dataset: shard '%s' is not an HDF5 file (no HDF5 signature)", path);
-        goto fail;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        core_set_error("dataset: cannot stat shard '%s'", path);
         goto fail;
     }
     int64_t file_size = (int64_t)st.st_size;
@@ -205,21 +206,27 @@ fail:
     return -1;
 }
 
-int ds_shard_read(DsShard *s, int64_t i, uint8_t *dst) {
-    if (i < 0 || i >= s->n) {
-        core_set_error("dataset: shard '%s': image %lld out of range (%lld images)", s->path, (long long)i,
-                       (long long)s->n);
+int ds_shard_read(DsShard *s, int64_t i, uint8_t *dst) { return ds_shard_read_range(s, i, 1, dst); }
+
+int ds_shard_read_range(DsShard *s, int64_t i, int64_t n, uint8_t *dst) {
+    if (i < 0 || n < 1 || i >= s->n || n > s->n - i) {
+        core_set_error("dataset: shard '%s': image %lld out of range (%lld images)", s->path,
+                       (long long)(i < 0 || i >= s->n ? i : s->n), (long long)s->n);
         return -1;
     }
-    hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, count[4] = {1, (hsize_t)s->h, (hsize_t)s->w, (hsize_t)s->c};
+    hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, count[4] = {(hsize_t)n, (hsize_t)s->h, (hsize_t)s->w, (hsize_t)s->c};
     hid_t fs = H5Dget_space(s->hid_images), ms = H5Screate_simple(4, count, NULL);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
     herr_t e = H5Dread(s->hid_images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, dst);
     H5Sclose(ms);
     H5Sclose(fs);
     if (e < 0) {
-        core_set_error("dataset: shard '%s': dataset 'images': cannot read image %lld (truncated file?)", s->path,
-                       (long long)i);
+        if (n == 1)
+            core_set_error("dataset: shard '%s': dataset 'images': cannot read image %lld (truncated file?)", s->path,
+                           (long long)i);
+        else
+            core_set_error("dataset: shard '%s': dataset 'images': cannot read images %lld..%lld (truncated file?)",
+                           s->path, (long long)i, (long long)(i + n - 1));
         return -1;
     }
     return 0;

@@ -231,8 +231,9 @@ void inception_runner_free(InceptionRunner *r);
 EvalFeatureNet inception_feature_net(InceptionRunner *r);
 
 // An image source: a folder of PNGs (sorted by name; 8-bit gray/RGB, alpha dropped, palette
-// expanded, 16-bit reduced to 8) or an HDF5 file with dataset "images" (N, H, W, C) uint8 (what
-// pmf_sample --h5 writes; C = 1 or 3).
+// expanded, 16-bit reduced to 8), an HDF5 shard (what pmf_sample --h5 writes: "images" (N, S, S, C)
+// uint8, C = 1 or 3, and int32 "labels") or a folder of pmf_prepare's shards. Shards are read
+// through dataset/'s reader (ds_shard_open), which checks their layout and sizes first.
 typedef struct EvalSource EvalSource;
 EvalSource *eval_source_open(const char *path);   // NULL and a message
 int64_t eval_source_count(const EvalSource *s);
@@ -240,9 +241,9 @@ int64_t eval_source_count(const EvalSource *s);
 // changes), as (n, H, W, C) uint8 in a buffer the source owns until the next call. *n is the count:
 // 0 at the end, -1 on error (NULL returned in both cases).
 const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W, int *C);
-const char *eval_source_kind(const EvalSource *s);   // "png-folder" or "hdf5"
-// The class of every image, when the set says it: an HDF5 file's (or each shard's) int32 "labels"
-// (N), or PNG names ending "_class<k>.png" (pmf_sample --png-dir). 0 with *labels (n, malloc'd);
+const char *eval_source_kind(const EvalSource *s);   // "png-folder", "hdf5" or "hdf5-shards"
+// The class of every image, when the set says it: a shard's int32 "labels" (N; every shard has
+// them), or PNG names ending "_class<k>.png" (pmf_sample --png-dir). 0 with *labels (n, malloc'd);
 // 1 with NULL when the set has no labels; -1 with a message on a malformed one.
 int eval_source_labels(EvalSource *s, int32_t **labels);
 void eval_source_close(EvalSource *s);

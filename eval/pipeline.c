@@ -1,12 +1,14 @@
 // eval/pipeline.c: from a path to statistics: image sources (a folder of PNGs through libpng, an
-// HDF5 batch through the HDF5 C API), InceptionV3 as a feature network, the batch loop with its
-// progress bar, the streaming mean/covariance and Inception Score.
+// HDF5 shard or a folder of them through dataset/'s shard reader, the one reader of that format),
+// InceptionV3 as a feature network, the batch loop with its progress bar, the streaming
+// mean/covariance and Inception Score.
 // Not here: the network (inception.c), the numbers (frechet.c), the .npz format (npz.c).
 #include "eval.h"
 
+#include "dataset/dataset.h"
+
 #include <ctype.h>
 #include <dirent.h>
-#include <hdf5.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +30,9 @@ struct EvalSource {
     char **files;
     uint8_t *pending;            // an image read but not yet returned (its size differed)
     int pend_h, pend_w, pend_c;
-    // HDF5
-    hid_t file, dset;
+    // one HDF5 shard
+    DsShard shard;
+    int has_shard;
     int H, W, C;
     // a folder of pmf_prepare shards: one HDF5 source per shard, read in name order
     EvalSource **parts;
@@ -39,7 +42,7 @@ struct EvalSource {
     size_t cap;
 };
 
-static EvalSource *open_hdf5(const char *path);
+static EvalSource *open_shard(const char *path);
 
 // pmf_prepare's output folder (shard-*.h5) as one set; every shard must hold the same geometry.
 static EvalSource *open_shards(const char *path, char **names, int n_names) {
@@ -48,7 +51,7 @@ static EvalSource *open_shards(const char *path, char **names, int n_names) {
     s->path = strdup(path);
     s->parts = core_calloc((size_t)n_names, sizeof *s->parts, "eval shards");
     for (int i = 0; i < n_names; i++) {
-        EvalSource *p = open_hdf5(names[i]);
+        EvalSource *p = open_shard(names[i]);
         if (!p) {
             eval_source_close(s);
             return NULL;
@@ -138,43 +141,23 @@ static EvalSource *open_folder(const char *path) {
     return s;
 }
 
-static EvalSource *open_hdf5(const char *path) {
-    H5E_auto2_t fn;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);   // our messages, not HDF5's stack dumps
+// One shard (pmf_sample --h5, or one of pmf_prepare's) through dataset/'s reader, which checks
+// its layout and sizes before reading pixels.
+static EvalSource *open_shard(const char *path) {
     EvalSource *s = core_calloc(1, sizeof *s, "eval source");
     s->kind = SRC_HDF5;
     s->path = strdup(path);
-    s->file = s->dset = -1;
-    int ok = 0;
-    s->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (s->file < 0) core_set_error("eval: cannot open HDF5 file '%s'", path);
-    else if ((s->dset = H5Dopen2(s->file, "images", H5P_DEFAULT)) < 0)
-        core_set_error("eval: HDF5 file '%s' has no dataset 'images'", path);
-    else {
-        hid_t sp = H5Dget_space(s->dset), ty = H5Dget_type(s->dset);
-        hsize_t dims[8];
-        int rank = H5Sget_simple_extent_ndims(sp);
-        if (rank == 4) H5Sget_simple_extent_dims(sp, dims, NULL);
-        if (rank != 4) core_set_error("eval: '%s': 'images' must be (N, H, W, C), got rank %d", path, rank);
-        else if (H5Tget_class(ty) != H5T_INTEGER || H5Tget_size(ty) != 1 || H5Tget_sign(ty) != H5T_SGN_NONE)
-            core_set_error("eval: '%s': 'images' must be uint8", path);
-        else if (dims[3] != 1 && dims[3] != 3)
-            core_set_error("eval: '%s': 'images' has %llu channels (1 or 3, NHWC)", path, (unsigned long long)dims[3]);
-        else if (dims[1] > 8192 || dims[2] > 8192 || dims[0] == 0)
-            core_set_error("eval: '%s': 'images' has an implausible shape", path);
-        else {
-            s->n = (int64_t)dims[0], s->H = (int)dims[1], s->W = (int)dims[2], s->C = (int)dims[3];
-            ok = 1;
-        }
-        H5Sclose(sp), H5Tclose(ty);
+    if (ds_shard_open(path, &s->shard)) {
+        free(s->path), free(s);
+        return NULL;
     }
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
-    if (!ok) {
+    s->has_shard = 1;
+    if (s->shard.n == 0) {
+        core_set_error("eval: shard '%s' holds no images", path);
         eval_source_close(s);
         return NULL;
     }
+    s->n = s->shard.n, s->H = s->shard.h, s->W = s->shard.w, s->C = s->shard.c;
     return s;
 }
 
@@ -185,45 +168,13 @@ EvalSource *eval_source_open(const char *path) {
         return NULL;
     }
     if (S_ISDIR(stt.st_mode)) return open_folder(path);
-    H5E_auto2_t fn;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    htri_t is_h5 = H5Fis_hdf5(path);
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
-    if (is_h5 > 0) return open_hdf5(path);
+    // a file named as a shard gets the shard reader's own message when it is not one
+    if (ds_is_hdf5_file(path) || has_ext(path, ".h5") || has_ext(path, ".hdf5")) return open_shard(path);
     core_set_error("eval: '%s' is neither a folder of PNG images, an HDF5 file nor an .npz of statistics", path);
     return NULL;
 }
 
 int64_t eval_source_count(const EvalSource *s) { return s->n; }
-
-// An HDF5 file's "labels": int32 (n). 1 if it has none.
-static int hdf5_labels(EvalSource *s, int32_t *out) {
-    H5E_auto2_t fn;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int rc = 1;
-    if (H5Lexists(s->file, "labels", H5P_DEFAULT) > 0) {
-        hid_t d = H5Dopen2(s->file, "labels", H5P_DEFAULT);
-        hid_t sp = d < 0 ? -1 : H5Dget_space(d);
-        hsize_t dims[2] = {0, 0};
-        int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
-        if (rank == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
-        if (rank != 1 || dims[0] != (hsize_t)s->n) {
-            core_set_error("eval: '%s': 'labels' must be (%lld), one per image", s->path, (long long)s->n);
-            rc = -1;
-        } else if (H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-            core_set_error("eval: '%s': reading 'labels' failed", s->path);
-            rc = -1;
-        } else rc = 0;
-        if (sp >= 0) H5Sclose(sp);
-        if (d >= 0) H5Dclose(d);
-    }
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
-    return rc;
-}
 
 // "<anything>_class<k>.png" -> k; -1 if the name does not say.
 static int32_t png_name_class(const char *path) {
@@ -239,11 +190,11 @@ int eval_source_labels(EvalSource *s, int32_t **labels) {
     *labels = NULL;
     int32_t *l = core_malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof(int32_t), "labels");
     int rc = 0;
-    if (s->kind == SRC_HDF5) rc = hdf5_labels(s, l);
-    else if (s->kind == SRC_SHARDS) {
+    if (s->kind == SRC_HDF5) memcpy(l, s->shard.labels, (size_t)s->n * sizeof(int32_t));
+    else if (s->kind == SRC_SHARDS) {   // a shard always has its labels (dataset/ checked them)
         int64_t at = 0;
-        for (int i = 0; i < s->n_parts && rc == 0; i++) {
-            rc = hdf5_labels(s->parts[i], l + at);
+        for (int i = 0; i < s->n_parts; i++) {
+            memcpy(l + at, s->parts[i]->shard.labels, (size_t)s->parts[i]->n * sizeof(int32_t));
             at += s->parts[i]->n;
         }
     } else
@@ -315,13 +266,7 @@ const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W
         int k = (int)(s->n - s->pos < max_n ? s->n - s->pos : max_n);
         size_t img = (size_t)s->H * s->W * s->C;
         ensure(s, (size_t)k * img);
-        hsize_t start[4] = {(hsize_t)s->pos, 0, 0, 0}, count[4] = {(hsize_t)k, (hsize_t)s->H, (hsize_t)s->W, (hsize_t)s->C};
-        hid_t fsp = H5Dget_space(s->dset), msp = H5Screate_simple(4, count, NULL);
-        herr_t e = H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
-        if (e >= 0) e = H5Dread(s->dset, H5T_NATIVE_UINT8, msp, fsp, H5P_DEFAULT, s->buf);
-        H5Sclose(fsp), H5Sclose(msp);
-        if (e < 0) {
-            core_set_error("eval: reading images %lld..%lld of '%s' failed", (long long)s->pos, (long long)s->pos + k, s->path);
+        if (ds_shard_read_range(&s->shard, s->pos, k, s->buf)) {   // the message names the file
             *n = -1;
             return NULL;
         }
@@ -362,10 +307,7 @@ void eval_source_close(EvalSource *s) {
     if (!s) return;
     for (int i = 0; i < s->n_parts; i++) eval_source_close(s->parts[i]);
     free(s->parts);
-    if (s->kind == SRC_HDF5) {
-        if (s->dset >= 0) H5Dclose(s->dset);
-        if (s->file >= 0) H5Fclose(s->file);
-    }
+    if (s->has_shard) ds_shard_close(&s->shard);
     for (int64_t i = 0; i < s->n && s->files; i++) free(s->files[i]);
     free(s->files), free(s->pending), free(s->buf), free(s->path);
     free(s);

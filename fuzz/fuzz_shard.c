@@ -33,6 +33,12 @@ static int fuzz_shard(const uint8_t *data, size_t size) {
     for (int64_t i = 0; i < s.n && i < FUZZ_SHARD_MAX_READ; i++)
         if (ds_shard_read(&s, i, px) != 0) FUZZ_CHECK(strstr(core_last_error(), path) != NULL);
     FUZZ_CHECK(ds_shard_read(&s, s.n, px) == -1);   // past the end: refused, not read
+    // eval's batch read: a range that runs past the end is refused; one inside is read whole
+    int64_t k = s.n < FUZZ_SHARD_MAX_READ ? s.n : FUZZ_SHARD_MAX_READ;
+    FUZZ_CHECK(ds_shard_read_range(&s, s.n - k, k + 1, px) == -1);
+    uint8_t *batch = k ? malloc((size_t)k * isz) : NULL;
+    if (batch && ds_shard_read_range(&s, 0, k, batch) != 0) FUZZ_CHECK(strstr(core_last_error(), path) != NULL);
+    free(batch);
     free(px);
     ds_shard_close(&s);
     unlink(path);

@@ -8,11 +8,11 @@
 // - InceptionV3 (hash weights) vs pytorch-fid's network in plain torch (tools/goldens/
 //   cases_inception.py): pool3 and logits of 2 images at 299 and of one 64 x 80 uint8 image resized
 //   to 299, under pytorch-fid's and pMF's conventions, 1e-4 relative.
-// - The image pipeline: a PNG folder and an HDF5 file of the same pixels give the same statistics,
-//   equal to those of the features computed directly.
+// - The image pipeline: a PNG folder, an HDF5 shard and a folder of shards of the same pixels give
+//   the same statistics, equal to those of the features computed directly; a damaged shard given
+//   to pmf_eval is refused with a message naming it.
 #include "harness.h"
 
-#include <hdf5.h>
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataset/dataset.h"
 #include "eval/eval.h"
 #include "perceptual/perceptual.h"
 
@@ -480,6 +481,15 @@ static void write_png(const char *path, const uint8_t *rgb, int S) {
     ck_assert(png_image_write_to_file(&im, path, 0, rgb, 0, NULL));
 }
 
+// n images (PIPE_S, PIPE_S, 3) and their labels as a shard, through dataset/'s one writer.
+static void write_shard(const char *path, const uint8_t *px, const int32_t *labels, int n) {
+    DsShardMeta meta = {PIPE_S, 3, 0, "test_eval", "none", 0, NULL};
+    DsShardWriter *w = ds_shard_writer_open(path, &meta);
+    ck_assert_msg(w != NULL, "%s", core_last_error());
+    ck_assert_msg(ds_shard_writer_add(w, px, labels, n) == 0, "%s", core_last_error());
+    ck_assert_msg(ds_shard_writer_finish(w) == 0, "%s", core_last_error());
+}
+
 START_TEST(test_pipeline_png_hdf5) {
     char dir[] = "/tmp/pmf_test_eval_XXXXXX";
     ck_assert(mkdtemp(dir));
@@ -493,19 +503,9 @@ START_TEST(test_pipeline_png_hdf5) {
         snprintf(f, sizeof f, "%s/%05d.png", pngdir, i);
         write_png(f, all + (size_t)i * PIPE_S * PIPE_S * 3, PIPE_S);
     }
-    hid_t file = H5Fcreate(h5, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    hsize_t dims[4] = {PIPE_N, PIPE_S, PIPE_S, 3};
-    hid_t sp = H5Screate_simple(4, dims, NULL);
-    hid_t ds = H5Dcreate2(file, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    ck_assert(H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all) >= 0);
     int32_t lab[PIPE_N];   // labels i % 3, in the file and in the shards
     for (int i = 0; i < PIPE_N; i++) lab[i] = i % 3;
-    hsize_t ldims[1] = {PIPE_N};
-    hid_t lsp = H5Screate_simple(1, ldims, NULL);
-    hid_t lds = H5Dcreate2(file, "labels", H5T_STD_I32LE, lsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    ck_assert(H5Dwrite(lds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab) >= 0);
-    H5Dclose(lds), H5Sclose(lsp);
-    H5Dclose(ds), H5Sclose(sp), H5Fclose(file);
+    write_shard(h5, all, lab, PIPE_N);
     // the same pixels as a pmf_prepare folder of two shards (7 + 6 images)
     char sharddir[1100];
     snprintf(sharddir, sizeof sharddir, "%s/shards", dir);
@@ -513,17 +513,7 @@ START_TEST(test_pipeline_png_hdf5) {
     for (int part = 0; part < 2; part++) {
         int first = part ? 7 : 0, count = part ? PIPE_N - 7 : 7;
         snprintf(f, sizeof f, "%s/shard-%05d.h5", sharddir, part);
-        hid_t sf = H5Fcreate(f, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        hsize_t sd[4] = {(hsize_t)count, PIPE_S, PIPE_S, 3};
-        hid_t ssp = H5Screate_simple(4, sd, NULL);
-        hid_t sds = H5Dcreate2(sf, "images", H5T_STD_U8LE, ssp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        ck_assert(H5Dwrite(sds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, all + (size_t)first * PIPE_S * PIPE_S * 3) >= 0);
-        hsize_t sl[1] = {(hsize_t)count};
-        hid_t slsp = H5Screate_simple(1, sl, NULL);
-        hid_t slds = H5Dcreate2(sf, "labels", H5T_STD_I32LE, slsp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        ck_assert(H5Dwrite(slds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, lab + first) >= 0);
-        H5Dclose(slds), H5Sclose(slsp);
-        H5Dclose(sds), H5Sclose(ssp), H5Fclose(sf);
+        write_shard(f, all + (size_t)first * PIPE_S * PIPE_S * 3, lab + first, count);
     }
 
     // expected: the features of the pixels computed here, statistics in double by hand
@@ -605,6 +595,50 @@ START_TEST(test_pipeline_png_hdf5) {
 }
 END_TEST
 
+// A damaged shard given to pmf_eval: refused with a message naming the file (dataset/'s reader
+// checks the layout before any pixel is read), whether cut short or not HDF5 at all.
+START_TEST(test_damaged_shard_named_by_pmf_eval) {
+    char dir[] = "/tmp/pmf_test_eval_bad_XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char good[1100], cut[1100], junk[1100], stats[1100];
+    snprintf(good, sizeof good, "%s/good.h5", dir);
+    snprintf(cut, sizeof cut, "%s/cut.h5", dir);
+    snprintf(junk, sizeof junk, "%s/junk.h5", dir);
+    snprintf(stats, sizeof stats, "%s/ref.npz", dir);
+    uint8_t px[PIPE_N * PIPE_S * PIPE_S * 3];
+    int32_t lab[PIPE_N];
+    for (int i = 0; i < PIPE_N; i++) {
+        lab[i] = i % 3;
+        for (int k = 0; k < PIPE_S * PIPE_S * 3; k++) px[(size_t)i * PIPE_S * PIPE_S * 3 + k] = pipe_px(i, k);
+    }
+    write_shard(good, px, lab, PIPE_N);
+    size_t n;
+    unsigned char *bytes = core_read_file(good, (size_t)1 << 26, &n);
+    ck_assert_msg(bytes != NULL, "%s", core_last_error());
+    FILE *f = fopen(cut, "wb");
+    ck_assert(f && fwrite(bytes, 1, n / 2, f) == n / 2 && fclose(f) == 0);
+    f = fopen(junk, "wb");
+    ck_assert(f && fwrite(bytes + 8, 1, n - 8, f) == n - 8 && fclose(f) == 0);   // no signature
+    free(bytes);
+    write_diag_stats(stats, INCEPTION_FEATURE_DIM, 0.0);
+    const char *bad[2] = {cut, junk};
+    for (int b = 0; b < 2; b++) {
+        char args[4000], out[8192];
+        snprintf(args, sizeof args, "--fid %s %s --weights /nonexistent/inception.safetensors", bad[b], stats);
+        int rc = test_run_program("pmf_eval", args, out, sizeof out);
+        printf("pmf_eval on %s -> %d: %s", bad[b], rc, out);
+        ck_assert_msg(rc != 0, "pmf_eval accepted the damaged shard %s:\n%s", bad[b], out);
+        ck_assert_msg(strstr(out, bad[b]) && strstr(out, "shard"), "the message does not name %s:\n%s", bad[b], out);
+    }
+    // the undamaged shard is read (this set of 13 images needs Inception, so only as a source)
+    EvalSource *src = eval_source_open(good);
+    ck_assert_msg(src && eval_source_count(src) == PIPE_N, "%s", core_last_error());
+    eval_source_close(src);
+    unlink(good), unlink(cut), unlink(junk), unlink(stats);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("eval");
     TCase *tc = tcase_create("eval");
@@ -619,6 +653,7 @@ int main(void) {
     tcase_add_test(tc, test_preprocess_conventions);
     tcase_add_test(tc, test_missing_weights_message);
     tcase_add_test(tc, test_pipeline_png_hdf5);
+    tcase_add_test(tc, test_damaged_shard_named_by_pmf_eval);
     tcase_add_test(tc, test_inception_hash_weights);
     tcase_add_test(tc, test_inception_299);
     tcase_add_test(tc, test_inception_small_u8);
