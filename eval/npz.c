@@ -7,11 +7,9 @@
 #include "eval.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 // Sizes in an archive are claims. They are checked against the file's real size and these limits
@@ -241,20 +239,27 @@ static unsigned char *zip_extract(FILE *f, const char *path, const char *name, c
     return out;
 }
 
-int npz_read(const char *path, const char *name, NpzArray *out) {
-    memset(out, 0, sizeof *out);
+// Opens the archive and looks `name` up: 1 found (with *keep the still open file, if asked), 0
+// absent, -1 bad archive or no file.
+static int find_member(const char *path, const char *name, ZipMember *m, FILE **keep) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         core_set_error("npz: cannot open '%s': %s", path, strerror(errno));
         return -1;
     }
+    int rc = zip_find(f, path, name, m);
+    if (rc == 1 && keep) *keep = f;
+    else fclose(f);
+    return rc;
+}
+
+int npz_read(const char *path, const char *name, NpzArray *out) {
+    memset(out, 0, sizeof *out);
     ZipMember m;
-    int rc = zip_find(f, path, name, &m);
+    FILE *f = NULL;
+    int rc = find_member(path, name, &m, &f);
     if (rc == 0) core_set_error("npz: '%s' has no array '%s'", path, name);
-    if (rc != 1) {
-        fclose(f);
-        return -1;
-    }
+    if (rc != 1) return -1;
     unsigned char *bytes = zip_extract(f, path, name, &m);
     fclose(f);
     if (!bytes) return -1;
@@ -273,15 +278,8 @@ int npz_read(const char *path, const char *name, NpzArray *out) {
 }
 
 int npz_has(const char *path, const char *name) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        core_set_error("npz: cannot open '%s': %s", path, strerror(errno));
-        return -1;
-    }
     ZipMember m;
-    int rc = zip_find(f, path, name, &m);
-    fclose(f);
-    return rc;
+    return find_member(path, name, &m, NULL);
 }
 
 void npz_array_free(NpzArray *a) {
@@ -296,13 +294,8 @@ static void wr16(unsigned char *p, uint16_t v) { p[0] = (unsigned char)v, p[1] =
 static void wr32(unsigned char *p, uint32_t v) { wr16(p, (uint16_t)v), wr16(p + 2, (uint16_t)(v >> 16)); }
 
 int npz_write(const char *path, const NpzMember *members, int n) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        core_set_error("npz: cannot create '%s': %s", tmp, strerror(errno));
-        return -1;
-    }
+    CoreAtomicFile f;   // path.tmp, fsynced and renamed over path by the commit
+    if (core_atomic_open(&f, path)) return -1;
     uint32_t *crcs = calloc((size_t)n, sizeof *crcs), *sizes = calloc((size_t)n, sizeof *sizes),
              *offs = calloc((size_t)n, sizeof *offs);
     int ok = crcs && sizes && offs;
@@ -330,8 +323,8 @@ int npz_write(const char *path, const NpzMember *members, int n) {
         wr32(lh + 14, (uint32_t)crc), wr32(lh + 18, (uint32_t)usize), wr32(lh + 22, (uint32_t)usize);
         wr16(lh + 26, (uint16_t)nl), wr16(lh + 28, 0);
         offs[i] = (uint32_t)pos, crcs[i] = (uint32_t)crc, sizes[i] = (uint32_t)usize;
-        ok = fwrite(lh, 1, 30, f) == 30 && fwrite(fname, 1, (size_t)nl, f) == (size_t)nl &&
-             fwrite(hdr, 1, hl, f) == hl && fwrite(m->data, 8, (size_t)numel, f) == (size_t)numel;
+        ok = !core_atomic_write(&f, lh, 30) && !core_atomic_write(&f, fname, (size_t)nl) &&
+             !core_atomic_write(&f, hdr, hl) && !core_atomic_write(&f, m->data, (size_t)numel * 8);
         pos += 30 + (uint64_t)nl + usize;
     }
     uint64_t cd_start = pos;
@@ -347,7 +340,7 @@ int npz_write(const char *path, const NpzMember *members, int n) {
         wr16(ch + 28, (uint16_t)nl);
         wr32(ch + 38, 0600u << 16);   // external attributes: a regular file, rw-------
         wr32(ch + 42, offs[i]);
-        ok = fwrite(ch, 1, 46, f) == 46 && fwrite(fname, 1, (size_t)nl, f) == (size_t)nl;
+        ok = !core_atomic_write(&f, ch, 46) && !core_atomic_write(&f, fname, (size_t)nl);
         pos += 46 + (uint64_t)nl;
     }
     if (ok) {
@@ -356,17 +349,15 @@ int npz_write(const char *path, const NpzMember *members, int n) {
         wr32(e, 0x06054b50u);
         wr16(e + 8, (uint16_t)n), wr16(e + 10, (uint16_t)n);
         wr32(e + 12, (uint32_t)(pos - cd_start)), wr32(e + 16, (uint32_t)cd_start);
-        ok = fwrite(e, 1, 22, f) == 22;
+        ok = !core_atomic_write(&f, e, 22);
     }
+    if (!crcs || !sizes || !offs) core_set_error("npz: out of memory writing '%s'", path);
     free(crcs), free(sizes), free(offs);
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        if (!strstr(core_last_error(), "zip64")) core_set_error("npz: writing '%s' failed: %s", path, strerror(errno));
-        unlink(tmp);
+    if (!ok) {
+        core_atomic_abort(&f);
         return -1;
     }
-    return 0;
+    return core_atomic_commit(&f);
 }
 
 // ---------------------------------------------------------------------------------------------
