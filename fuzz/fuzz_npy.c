@@ -3,17 +3,7 @@
 // Any input must either be refused with a message that names the source, or parse into an array
 // whose element count matches its shape, stays under the limit and whose values can all be read.
 #include "core/core.h"
-
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define FUZZ_CHECK(cond) \
-    do { \
-        if (!(cond)) abort(); \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz/fuzz_common.h"
 
 // The float64 reading (eval's npz members) accepts exactly the float arrays, with the same shape.
 static void check_f64(const uint8_t *data, size_t size, int64_t limit, const NpyArray *as_f32) {
@@ -32,7 +22,7 @@ static void check_f64(const uint8_t *data, size_t size, int64_t limit, const Npy
     npy_free(&d);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static int fuzz_npy(const uint8_t *data, size_t size) {
     NpyArray a;
     const int64_t limit = 1 << 20;
     if (npy_parse_bytes(data, size, "fuzz-input", limit, &a) != 0) {
@@ -50,5 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)sum;
     check_f64(data, size, limit, &a);
     npy_free(&a);
-    return 0;
+    return 1;
 }
+
+FUZZ_ENTRY(fuzz_npy)

@@ -1,6 +1,6 @@
 // tests/test_fuzz_corpus.c: runs the fuzzers' seed sets (tests/corpus/<target>/) through each
 // fuzz target's own checks, so CI covers them (under ASan too) without clang or libFuzzer:
-// safetensors, npz, idx, png, shard, config (with its round trip) and checkpoint. (The jpeg
+// safetensors, npz, npy, idx, png, shard, config (with its round trip) and checkpoint. (The jpeg
 // corpus is replayed by test_dataset_prepare.c.) ok_* files must parse, bad_* files must be
 // refused with a message; anything else (saved crash inputs) must only not crash.
 #include "harness.h"
@@ -14,6 +14,7 @@
 #include "fuzz/fuzz_checkpoint.c"
 #include "fuzz/fuzz_config.c"
 #include "fuzz/fuzz_idx.c"
+#include "fuzz/fuzz_npy.c"
 #include "fuzz/fuzz_npz.c"
 #include "fuzz/fuzz_png.c"
 #include "fuzz/fuzz_shard.c"
@@ -88,6 +89,8 @@ END_TEST
 
 START_TEST(corpus_npz) { replay("npz", fuzz_npz, 5, 5); }
 END_TEST
+START_TEST(corpus_npy) { replay("npy", fuzz_npy, 5, 4); }
+END_TEST
 START_TEST(corpus_idx) { replay("idx", fuzz_idx, 4, 4); }
 END_TEST
 START_TEST(corpus_png) { replay("png", fuzz_png, 8, 5); }
@@ -107,6 +110,7 @@ int main(void) {
     suite_add_tcase(s, tc);
     TCase *readers = tcase_create("readers");
     tcase_add_test(readers, corpus_npz);
+    tcase_add_test(readers, corpus_npy);
     tcase_add_test(readers, corpus_idx);
     tcase_add_test(readers, corpus_png);
     tcase_add_test(readers, corpus_shard);

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the file-reading fuzz targets that need no pmf writer:
-tests/corpus/{npz,idx,png,config}/ (fuzz/fuzz_npz.c, fuzz_idx.c, fuzz_png.c, fuzz_config.c).
+tests/corpus/{npz,npy,idx,png,config}/ (fuzz/fuzz_npz.c, fuzz_npy.c, fuzz_idx.c, fuzz_png.c,
+fuzz_config.c).
 The checkpoint and shard seeds come from pmf's own writers (fuzz/make_seeds.c).
 
 Run: /usr/bin/python3 tools/make_fuzz_corpus.py   (numpy + PIL; deterministic)
@@ -136,3 +137,24 @@ out("config", "bad_type.yml", b"training:\n  batch_size: many\n")
 out("config", "bad_yaml.yml", b"model: [unclosed\n")
 out("config", "bad_too_deep.yml", b"model:\n  a:\n    b: 1\n")
 out("config", "bad_impossible.yml", b"sampling:\n  t_min: 0.9\n  t_max: 0.1\n")
+
+
+# ---- npy (core/npy.c: pmf_sample --noise/--labels, and eval's npz members as float64) ----------
+def npy(arr):
+    b = io.BytesIO()
+    np.save(b, arr)
+    return b.getvalue()
+
+
+npy_rng = np.random.default_rng(1)   # its own stream: the other seeds stay as they were
+f4 = npy(npy_rng.standard_normal((2, 3)).astype("<f4"))
+out("npy", "ok_f4_2x3.npy", f4)
+out("npy", "ok_f8_fortran.npy", npy(np.asfortranarray(npy_rng.standard_normal((3, 2)))))
+out("npy", "ok_i8_labels.npy", npy(np.array([3, 1, 4, 1, 5], "<i8")))
+out("npy", "ok_u1.npy", npy(np.arange(4, dtype=np.uint8)))
+out("npy", "ok_scalar.npy", npy(np.float32(0.5)))
+out("npy", "bad_truncated.npy", f4[:-3])
+out("npy", "bad_big_endian.npy", npy(np.zeros(2, ">f4")))
+out("npy", "bad_size_wraps.npy",   # 4 * (2^62 + 1) wraps to 4 in 64 bits
+    npy_raw("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387905,), }", b"\0" * 4))
+out("npy", "bad_header_past_end.npy", f4[:8] + struct.pack("<H", 60000) + f4[10:])

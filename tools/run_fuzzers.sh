@@ -11,7 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-300}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"config npz idx png checkpoint shard jpeg safetensors"}
+TARGETS=${*:-"config npz npy idx png checkpoint shard jpeg safetensors"}
 B=build-fuzz
 mkdir -p $B/logs
 for t in $TARGETS; do
