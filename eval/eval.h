@@ -7,10 +7,21 @@
 // - Statistics (mean, unbiased covariance) accumulated in double, the Frechet distance through
 //   LAPACK symmetric eigen-decompositions, the Inception Score.
 // - Reference statistics as .npz files (pytorch-fid's and ADM's layout), read and written.
-// - A pipeline that turns a folder of PNGs, an HDF5 batch or an .npz into statistics.
+// - A pipeline that turns a folder of PNGs, an HDF5 shard (or a folder of them) or an .npz into
+//   statistics.
 //
 // This module includes core/ only: it knows nothing of pmf/, dataset/ or perceptual/. cli/pmf_eval
 // plugs other feature networks (the Fashion-MNIST featnet) in through EvalFeatureNet.
+//
+// Why shards arrive through EvalShardReader: the HDF5 shard format has one home, dataset/, whose
+// reader (ds_shard_open, ds_shard_read_range) checks a shard's layout and every size against the
+// file and stated limits before reading pixels. eval/ must use that reader, not a second copy, yet
+// the house plan keeps eval/ and dataset/ from including each other, so that neither drags the
+// other's dependencies (HDF5, libjpeg; LAPACK, Inception) along and each can be tested alone. So
+// eval/ declares what it needs of a shard (count, geometry, labels, a range of images) as a
+// small table of functions, and the caller ties the two modules together: cli/eval_shards.c
+// wraps dataset/'s reader into it for pmf_eval and the tests. eval/ keeps its own readers only
+// for what no other module owns: folders of PNGs and .npz statistics.
 #ifndef PMF_EVAL_H
 #define PMF_EVAL_H
 
@@ -230,12 +241,32 @@ void inception_runner_init(InceptionRunner *r, const Inception *net, EvalConvent
 void inception_runner_free(InceptionRunner *r);
 EvalFeatureNet inception_feature_net(InceptionRunner *r);
 
+// How eval reads HDF5 shards (see the top of this file for why it is given one): the caller's
+// reader, cli/eval_shards.c's for dataset/'s. A shard is (n, h, w, c) uint8 images, and maybe an
+// int32 label per image.
+typedef struct EvalShardInfo {
+    int64_t n;                // images
+    int h, w, c;              // each image's rows, columns, channels
+    const int32_t *labels;    // (n), owned by the open shard until close; NULL: it has none
+} EvalShardInfo;
+typedef struct EvalShardReader {
+    void *ctx;
+    // 1 if the file at `path` is this reader's (a shard's signature or name): eval then opens it
+    // with `open`, so a damaged shard is refused with the reader's own message. 0 otherwise.
+    int (*claims)(void *ctx, const char *path);
+    // Opens a shard and fills *info. NULL and a message naming the file on any problem.
+    void *(*open)(void *ctx, const char *path, EvalShardInfo *info);
+    // Images first .. first + n - 1 into dst (n * h * w * c bytes). -1 and a message naming the file.
+    int (*read)(void *shard, int64_t first, int64_t n, uint8_t *dst);
+    void (*close)(void *shard);
+} EvalShardReader;
+
 // An image source: a folder of PNGs (sorted by name; 8-bit gray/RGB, alpha dropped, palette
 // expanded, 16-bit reduced to 8), an HDF5 shard (what pmf_sample --h5 writes: "images" (N, S, S, C)
-// uint8, C = 1 or 3, and int32 "labels") or a folder of pmf_prepare's shards. Shards are read
-// through dataset/'s reader (ds_shard_open), which checks their layout and sizes first.
+// uint8, C = 1 or 3, and int32 "labels") or a folder of pmf_prepare's shards (shard-*.h5). Shards
+// are read through `shards`; with NULL they are refused with a message.
 typedef struct EvalSource EvalSource;
-EvalSource *eval_source_open(const char *path);   // NULL and a message
+EvalSource *eval_source_open(const char *path, const EvalShardReader *shards);   // NULL and a message
 int64_t eval_source_count(const EvalSource *s);
 // The next up to max_n images, all of one size (a folder of mixed sizes is cut where the size
 // changes), as (n, H, W, C) uint8 in a buffer the source owns until the next call. *n is the count:
@@ -270,10 +301,11 @@ typedef struct EvalRunResult {
     int32_t *labels;      // (n_images) the set's own labels (eval_source_labels), if it has them
 } EvalRunResult;
 
-// `path`: an .npz of statistics (read as is; its dim must match net->dim), a folder of PNGs, or an
-// HDF5 file. Frees nothing of net. -1 and a message naming the path on failure.
-int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const EvalRunConfig *cfg,
-                         EvalRunResult *out);
+// `path`: an .npz of statistics (read as is; its dim must match net->dim), or any image source
+// eval_source_open takes (shards through `shards`). Frees nothing of net. -1 and a message naming
+// the path on failure.
+int eval_stats_from_path(const char *path, const EvalShardReader *shards, const EvalFeatureNet *net,
+                         const EvalRunConfig *cfg, EvalRunResult *out);
 void eval_run_result_free(EvalRunResult *r);
 
 #endif

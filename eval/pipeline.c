@@ -1,11 +1,10 @@
 // eval/pipeline.c: from a path to statistics: image sources (a folder of PNGs through libpng, an
-// HDF5 shard or a folder of them through dataset/'s shard reader, the one reader of that format),
-// InceptionV3 as a feature network, the batch loop with its progress bar, the streaming
-// mean/covariance and Inception Score.
-// Not here: the network (inception.c), the numbers (frechet.c), the .npz format (npz.c).
+// HDF5 shard or a folder of them through the EvalShardReader the caller gives), InceptionV3 as a
+// feature network, the batch loop with its progress bar, the streaming mean/covariance and
+// Inception Score.
+// Not here: the network (inception.c), the numbers (frechet.c), the .npz format (npz.c), the shard
+// format (its one reader is reached only through EvalShardReader; see eval.h for why).
 #include "eval.h"
-
-#include "dataset/dataset.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -30,9 +29,10 @@ struct EvalSource {
     char **files;
     uint8_t *pending;            // an image read but not yet returned (its size differed)
     int pend_h, pend_w, pend_c;
-    // one HDF5 shard
-    DsShard shard;
-    int has_shard;
+    // one HDF5 shard, open in its reader
+    const EvalShardReader *reader;
+    void *shard;
+    const int32_t *shard_labels;   // (n) the reader's; NULL: none
     int H, W, C;
     // a folder of pmf_prepare shards: one HDF5 source per shard, read in name order
     EvalSource **parts;
@@ -42,16 +42,16 @@ struct EvalSource {
     size_t cap;
 };
 
-static EvalSource *open_shard(const char *path);
+static EvalSource *open_shard(const char *path, const EvalShardReader *reader);
 
 // pmf_prepare's output folder (shard-*.h5) as one set; every shard must hold the same geometry.
-static EvalSource *open_shards(const char *path, char **names, int n_names) {
+static EvalSource *open_shards(const char *path, char **names, int n_names, const EvalShardReader *reader) {
     EvalSource *s = core_calloc(1, sizeof *s, "eval source");
     s->kind = SRC_SHARDS;
     s->path = strdup(path);
     s->parts = core_calloc((size_t)n_names, sizeof *s->parts, "eval shards");
     for (int i = 0; i < n_names; i++) {
-        EvalSource *p = open_shard(names[i]);
+        EvalSource *p = open_shard(names[i], reader);
         if (!p) {
             eval_source_close(s);
             return NULL;
@@ -79,7 +79,7 @@ static int has_ext(const char *name, const char *ext) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static EvalSource *open_folder(const char *path) {
+static EvalSource *open_folder(const char *path, const EvalShardReader *reader) {
     DIR *d = opendir(path);
     if (!d) {
         core_set_error("eval: cannot open folder '%s'", path);
@@ -119,7 +119,9 @@ static EvalSource *open_folder(const char *path) {
     if (n_shards && s->n == 0 && !other) {   // a shard folder (pmf_prepare), not images
         qsort(shards, (size_t)n_shards, sizeof(char *), cmp_str);
         eval_source_close(s);
-        EvalSource *sh = open_shards(path, shards, n_shards);
+        EvalSource *sh = NULL;
+        if (reader) sh = open_shards(path, shards, n_shards, reader);
+        else core_set_error("eval: folder '%s' holds HDF5 shards (shard-*.h5) but no shard reader was given", path);
         for (int i = 0; i < n_shards; i++) free(shards[i]);
         free(shards);
         return sh;
@@ -141,35 +143,40 @@ static EvalSource *open_folder(const char *path) {
     return s;
 }
 
-// One shard (pmf_sample --h5, or one of pmf_prepare's) through dataset/'s reader, which checks
-// its layout and sizes before reading pixels.
-static EvalSource *open_shard(const char *path) {
+// One shard (pmf_sample --h5, or one of pmf_prepare's) through the caller's reader, which checks
+// its layout and sizes before reading pixels (cli/eval_shards.c's does).
+static EvalSource *open_shard(const char *path, const EvalShardReader *reader) {
+    EvalShardInfo info = {0};
+    void *shard = reader->open(reader->ctx, path, &info);
+    if (!shard) return NULL;   // the reader's message names the file
+    // The reader is code, not a file, but its numbers size our buffers: refuse nonsense here too.
+    if (info.n <= 0 || info.h <= 0 || info.w <= 0 || info.c <= 0 || info.h > 65536 || info.w > 65536 || info.c > 4) {
+        if (info.n == 0) core_set_error("eval: shard '%s' holds no images", path);
+        else core_set_error("eval: shard '%s': the reader reports %lld images of %dx%dx%d", path, (long long)info.n,
+                            info.h, info.w, info.c);
+        reader->close(shard);
+        return NULL;
+    }
     EvalSource *s = core_calloc(1, sizeof *s, "eval source");
     s->kind = SRC_HDF5;
     s->path = strdup(path);
-    if (ds_shard_open(path, &s->shard)) {
-        free(s->path), free(s);
-        return NULL;
-    }
-    s->has_shard = 1;
-    if (s->shard.n == 0) {
-        core_set_error("eval: shard '%s' holds no images", path);
-        eval_source_close(s);
-        return NULL;
-    }
-    s->n = s->shard.n, s->H = s->shard.h, s->W = s->shard.w, s->C = s->shard.c;
+    s->reader = reader, s->shard = shard, s->shard_labels = info.labels;
+    s->n = info.n, s->H = info.h, s->W = info.w, s->C = info.c;
     return s;
 }
 
-EvalSource *eval_source_open(const char *path) {
+EvalSource *eval_source_open(const char *path, const EvalShardReader *shards) {
     struct stat stt;
     if (stat(path, &stt) != 0) {
         core_set_error("eval: '%s' does not exist", path);
         return NULL;
     }
-    if (S_ISDIR(stt.st_mode)) return open_folder(path);
-    // a file named as a shard gets the shard reader's own message when it is not one
-    if (ds_is_hdf5_file(path) || has_ext(path, ".h5") || has_ext(path, ".hdf5")) return open_shard(path);
+    if (S_ISDIR(stt.st_mode)) return open_folder(path, shards);
+    if (shards && shards->claims(shards->ctx, path)) return open_shard(path, shards);
+    if (!shards && (has_ext(path, ".h5") || has_ext(path, ".hdf5"))) {
+        core_set_error("eval: '%s' looks like an HDF5 shard but no shard reader was given", path);
+        return NULL;
+    }
     core_set_error("eval: '%s' is neither a folder of PNG images, an HDF5 file nor an .npz of statistics", path);
     return NULL;
 }
@@ -190,11 +197,15 @@ int eval_source_labels(EvalSource *s, int32_t **labels) {
     *labels = NULL;
     int32_t *l = core_malloc((size_t)(s->n > 0 ? s->n : 1) * sizeof(int32_t), "labels");
     int rc = 0;
-    if (s->kind == SRC_HDF5) memcpy(l, s->shard.labels, (size_t)s->n * sizeof(int32_t));
-    else if (s->kind == SRC_SHARDS) {   // a shard always has its labels (dataset/ checked them)
+    if (s->kind == SRC_HDF5) {
+        if (s->shard_labels) memcpy(l, s->shard_labels, (size_t)s->n * sizeof(int32_t));
+        else rc = 1;
+    } else if (s->kind == SRC_SHARDS) {   // labels for the set only if every shard has them
         int64_t at = 0;
-        for (int i = 0; i < s->n_parts; i++) {
-            memcpy(l + at, s->parts[i]->shard.labels, (size_t)s->parts[i]->n * sizeof(int32_t));
+        for (int i = 0; i < s->n_parts && rc == 0; i++) {
+            if (s->parts[i]->shard_labels)
+                memcpy(l + at, s->parts[i]->shard_labels, (size_t)s->parts[i]->n * sizeof(int32_t));
+            else rc = 1;
             at += s->parts[i]->n;
         }
     } else
@@ -266,7 +277,7 @@ const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W
         int k = (int)(s->n - s->pos < max_n ? s->n - s->pos : max_n);
         size_t img = (size_t)s->H * s->W * s->C;
         ensure(s, (size_t)k * img);
-        if (ds_shard_read_range(&s->shard, s->pos, k, s->buf)) {   // the message names the file
+        if (s->reader->read(s->shard, s->pos, k, s->buf)) {   // the reader's message names the file
             *n = -1;
             return NULL;
         }
@@ -307,7 +318,7 @@ void eval_source_close(EvalSource *s) {
     if (!s) return;
     for (int i = 0; i < s->n_parts; i++) eval_source_close(s->parts[i]);
     free(s->parts);
-    if (s->has_shard) ds_shard_close(&s->shard);
+    if (s->shard) s->reader->close(s->shard);
     for (int64_t i = 0; i < s->n && s->files; i++) free(s->files[i]);
     free(s->files), free(s->pending), free(s->buf), free(s->path);
     free(s);
@@ -375,7 +386,8 @@ static void progress(const char *label, int64_t done, int64_t total, double t0, 
     fflush(stderr);
 }
 
-int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const EvalRunConfig *cfg, EvalRunResult *out) {
+int eval_stats_from_path(const char *path, const EvalShardReader *shards, const EvalFeatureNet *net, const EvalRunConfig *cfg,
+                         EvalRunResult *out) {
     memset(out, 0, sizeof *out);
     double t0 = core_now();
     struct stat stt;
@@ -391,7 +403,7 @@ int eval_stats_from_path(const char *path, const EvalFeatureNet *net, const Eval
         out->seconds = core_now() - t0;
         return 0;
     }
-    EvalSource *src = eval_source_open(path);
+    EvalSource *src = eval_source_open(path, shards);
     if (!src) return -1;
     int64_t total = eval_source_count(src);
     if (cfg->max_images > 0 && cfg->max_images < total) total = cfg->max_images;

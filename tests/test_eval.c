@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/eval_shards.h"
 #include "dataset/dataset.h"
 #include "eval/eval.h"
 #include "perceptual/perceptual.h"
@@ -528,6 +529,7 @@ START_TEST(test_pipeline_png_hdf5) {
                 cov[a * PIPE_DIM + b] += (feat[i * PIPE_DIM + a] - mu[a]) * (feat[i * PIPE_DIM + b] - mu[b]) / (PIPE_N - 1.0);
 
     EvalFeatureNet net = {"toy", PIPE_DIM, 0, toy_fn, NULL};
+    const EvalShardReader *shards = cli_eval_shard_reader();   // dataset/'s, as pmf_eval gives it
     EvalRunConfig cfg;
     eval_run_config_default(&cfg);
     cfg.batch = 4;   // 13 = 4 + 4 + 4 + 1
@@ -536,7 +538,7 @@ START_TEST(test_pipeline_png_hdf5) {
     const char *mu_label[3] = {"png mu", "hdf5 mu", "shard folder mu"}, *sg_label[3] = {"png sigma", "hdf5 sigma", "shard folder sigma"};
     for (int p = 0; p < 3; p++) {
         EvalRunResult r;
-        ck_assert_msg(eval_stats_from_path(paths[p], &net, &cfg, &r) == 0, "%s", core_last_error());
+        ck_assert_msg(eval_stats_from_path(paths[p], shards, &net, &cfg, &r) == 0, "%s", core_last_error());
         ck_assert(r.n_images == PIPE_N && !r.from_npz);
         ck_assert(compare_rel_d(mu_label[p], r.stats.mu, mu, PIPE_DIM) < 1e-12);
         ck_assert(compare_rel_d(sg_label[p], r.stats.sigma, cov, PIPE_DIM * PIPE_DIM) < 1e-10);
@@ -544,7 +546,7 @@ START_TEST(test_pipeline_png_hdf5) {
         snprintf(f, sizeof f, "%s/stats%d.npz", dir, p);
         ck_assert(eval_stats_save_npz(f, &r.stats) == 0);
         EvalRunResult back;
-        ck_assert_msg(eval_stats_from_path(f, &net, &cfg, &back) == 0, "%s", core_last_error());
+        ck_assert_msg(eval_stats_from_path(f, shards, &net, &cfg, &back) == 0, "%s", core_last_error());
         ck_assert(back.from_npz && !memcmp(back.stats.sigma, r.stats.sigma, sizeof cov));
         EvalFrechet fr;
         ck_assert(eval_frechet(&r.stats, &back.stats, &fr) == 0 && fabs(fr.distance) < 1e-12);
@@ -558,7 +560,7 @@ START_TEST(test_pipeline_png_hdf5) {
     cfg.keep_features = 1;
     for (int p = 0; p < 3; p++) {
         EvalRunResult r;
-        ck_assert_msg(eval_stats_from_path(paths[p], &lnet, &cfg, &r) == 0, "%s", core_last_error());
+        ck_assert_msg(eval_stats_from_path(paths[p], shards, &lnet, &cfg, &r) == 0, "%s", core_last_error());
         ck_assert(r.features && !memcmp(r.features, feat, sizeof feat));
         for (int i = 0; i < PIPE_N; i++) ck_assert_int_eq(r.predicted[i], feat[i * PIPE_DIM + 3] > feat[i * PIPE_DIM] ? 1 : 0);
         if (p == 0) ck_assert(r.labels == NULL);
@@ -569,14 +571,14 @@ START_TEST(test_pipeline_png_hdf5) {
     // max_images, and errors that name the input
     cfg.max_images = 5;
     EvalRunResult r;
-    ck_assert(eval_stats_from_path(h5, &net, &cfg, &r) == 0 && r.n_images == 5);
+    ck_assert(eval_stats_from_path(h5, shards, &net, &cfg, &r) == 0 && r.n_images == 5);
     eval_run_result_free(&r);
-    ck_assert(eval_stats_from_path("/nonexistent/x", &net, &cfg, &r) == -1);
+    ck_assert(eval_stats_from_path("/nonexistent/x", shards, &net, &cfg, &r) == -1);
     ck_assert_msg(strstr(core_last_error(), "/nonexistent/x"), "message: %s", core_last_error());
     snprintf(f, sizeof f, "%s/notes.jpg", pngdir);
     FILE *j = fopen(f, "w");
     fclose(j);
-    ck_assert(eval_stats_from_path(pngdir, &net, &cfg, &r) == -1);
+    ck_assert(eval_stats_from_path(pngdir, shards, &net, &cfg, &r) == -1);
     ck_assert_msg(strstr(core_last_error(), "only PNG"), "message: %s", core_last_error());
     unlink(f);
     for (int i = 0; i < PIPE_N; i++) {
@@ -631,7 +633,7 @@ START_TEST(test_damaged_shard_named_by_pmf_eval) {
         ck_assert_msg(strstr(out, bad[b]) && strstr(out, "shard"), "the message does not name %s:\n%s", bad[b], out);
     }
     // the undamaged shard is read (this set of 13 images needs Inception, so only as a source)
-    EvalSource *src = eval_source_open(good);
+    EvalSource *src = eval_source_open(good, cli_eval_shard_reader());
     ck_assert_msg(src && eval_source_count(src) == PIPE_N, "%s", core_last_error());
     eval_source_close(src);
     unlink(good), unlink(cut), unlink(junk), unlink(stats);
