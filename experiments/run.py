@@ -425,9 +425,14 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, choices=[1, 2])
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--arms", default="", help="comma-separated subset of arms, in this order")
+    ap.add_argument("--threads", type=int, default=0, help="pmf_train threads (recipe; default 2)")
     args = ap.parse_args()
     if args.name == "toy":
         return run_toy(args)
+    if args.name == "recipe":   # equal time instead of equal steps, scored on training images
+        import recipe
+        args.threads = args.threads or 2
+        return recipe.main(args, sh)
     cdir = os.path.join(HERE, "configs", args.name)
     if not os.path.isdir(cdir):
         sys.exit(f"run: no ablation {args.name}; have: "
