@@ -1,13 +1,21 @@
 // bench/bench_eval.c: InceptionV3 (pytorch-fid's FID network, eval/inception.c on core ops) forward
 // at 299 x 299 in images per second, next to PyTorch CPU (Debian's python3-torch, an inline plain
 // torch FID-Inception with BatchNorm unfolded as pytorch-fid runs it) measured in the same run, as a
-// ratio. Also the Frechet distance at 2048-d. Hash weights (random; speed only). Not a test.
-//   bench_eval [--batch 16] [--reps 2] [--threads 0] [--no-torch]
+// ratio, and against the sgemm ceiling measured in the same process (GFLOP from the layer table:
+// 2 x multiply-adds of the 94 convolutions and fc, 11.4 GFLOP per image). With --rounds R the C
+// and PyTorch measurements alternate R times and the medians are compared, so a drift of the
+// machine's speed hits both alike. Also the Frechet distance at 2048-d. Hash weights (random;
+// speed only). Not a test. Prints parseable lines:
+//   inception batch 16 threads 2 img_per_s 18.20 gflop_per_img 11.42 gflop_per_s 207.9
+//   torch batch 16 threads 2 img_per_s 15.50
+//   sgemm threads 2 gflop_per_s 230.5
+//   bench_eval [--batch 16] [--reps 2] [--threads 0] [--rounds 1] [--no-torch] [--no-frechet] [--no-sgemm]
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "core/core.h"
 #include "eval/eval.h"
 
@@ -83,7 +91,7 @@ static double torch_rate(int B, int reps, int threads) {
             int th;
             char ver[64];
             if (sscanf(line, "RESULT %lf %d %63s", &rate, &th, ver) == 3)
-                printf("  PyTorch %s CPU (%d threads): %.2f img/s\n", ver, th, rate);
+                printf("torch batch %d threads %d img_per_s %.2f (PyTorch %s CPU)\n", B, th, rate, ver);
             else if (!strncmp(line, "SKIP", 4)) printf("  PyTorch reference skipped (%s)", line + 5), rate = -2;
         }
         pclose(p);
@@ -95,20 +103,67 @@ static double torch_rate(int B, int reps, int threads) {
     return rate;
 }
 
+// Input height and width of conv i (the network's geometry at 299 x 299, block by block).
+static int conv_input_size(int i) {
+    static const int first[] = {0, 1, 2, 3, 4, 5, 26, 30, 70, 76, 94};
+    static const int size[] = {299, 149, 147, 73, 73, 35, 35, 17, 17, 8};
+    for (int k = 0; k < 10; k++)
+        if (i >= first[k] && i < first[k + 1]) return size[k];
+    return 0;
+}
+
+// GFLOP of one image's forward pass: 2 x multiply-adds of the convolutions and fc.
+static double inception_gflop(void) {
+    double macs = (double)INCEPTION_FEATURE_DIM * INCEPTION_N_LOGITS;
+    for (int i = 0; i < INCEPTION_N_CONV; i++) {
+        const InceptionConv *c = inception_conv(i);
+        int in = conv_input_size(i), oh = (in + 2 * c->ph - c->kh) / c->sh + 1, ow = (in + 2 * c->pw - c->kw) / c->sw + 1;
+        macs += (double)c->cout * c->cin * c->kh * c->kw * oh * ow;
+    }
+    return 2 * macs * 1e-9;
+}
+
+// Best seconds of `reps` forward passes of B images (after one warm-up pass).
+static double c_seconds(Inception *net, Tape *tp, int B, int reps) {
+    int shape[4] = {B, 3, INCEPTION_SIZE, INCEPTION_SIZE};
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {   // the first pass warms the arena
+        tape_reset(tp);
+        Tensor *x = tensor_new(tp, 4, shape, "x");
+        inception_hash_fill(x->data, x->numel, 5000, 1.0f);
+        Tensor *pool3, *logits;
+        double t0 = core_now();
+        inception_forward(tp, net, x, &pool3, &logits);
+        double dt = core_now() - t0;
+        if (r > 0 && dt < best) best = dt;
+    }
+    return best;
+}
+
 int main(int argc, char **argv) {
-    int B = 16, reps = 2, threads = 0, no_torch = 0;
+    int B = 16, reps = 2, threads = 0, no_torch = 0, rounds = 1, frechet = 1, sgemm = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) no_torch = 1;
+        else if (!strcmp(argv[i], "--no-frechet")) frechet = 0;
+        else if (!strcmp(argv[i], "--no-sgemm")) sgemm = 0;
         else {
-            fprintf(stderr, "usage: bench_eval [--batch 16] [--reps 2] [--threads 0] [--no-torch]\n");
+            fprintf(stderr, "usage: bench_eval [--batch 16] [--reps 2] [--threads 0] [--rounds 1] [--no-torch] "
+                            "[--no-frechet] [--no-sgemm]\n");
             return 2;
         }
     }
+    if (B < 1 || reps < 1 || rounds < 1 || rounds > 50) {
+        fprintf(stderr, "bench_eval: need batch >= 1, reps >= 1 and 1 <= rounds <= 50\n");
+        return 2;
+    }
     if (threads > 0) core_set_threads(threads);
-    printf("bench_eval: InceptionV3 (FID) forward, batch %d at 299 x 299, %d threads, best of %d\n", B, core_threads(), reps);
+    double gflop = inception_gflop();
+    printf("bench_eval: InceptionV3 (FID) forward, batch %d at 299 x 299, %d threads, best of %d, %d rounds, "
+           "%.2f GFLOP per image\n", B, core_threads(), reps, rounds, gflop);
     Inception net;
     inception_init(&net);
     inception_fill_hash(&net);
@@ -117,37 +172,44 @@ int main(int argc, char **argv) {
     Tape tp;
     tape_init(&tp, &arena);
     tape_set_recording(&tp, 0);
-    int shape[4] = {B, 3, INCEPTION_SIZE, INCEPTION_SIZE};
-    double best = 1e30;
-    for (int r = 0; r <= reps; r++) {   // the first pass warms the arena
-        tape_reset(&tp);
-        Tensor *x = tensor_new(&tp, 4, shape, "x");
-        inception_hash_fill(x->data, x->numel, 5000, 1.0f);
-        Tensor *pool3, *logits;
-        double t0 = core_now();
-        inception_forward(&tp, &net, x, &pool3, &logits);
-        double dt = core_now() - t0;
-        if (r > 0 && dt < best) best = dt;
-    }
-    double c_rate = B / best;
-    printf("  C (eval/inception.c): %.2f img/s (arena peak %.0f MB)\n", c_rate, arena.peak / 1e6);
-    if (!no_torch) {
-        double t = torch_rate(B, reps, core_threads());
-        if (t > 0) printf("  ratio C / PyTorch: %.2f\n", c_rate / t);
-    }
-    // Frechet distance at 2048-d (two dsyevd + three dgemm)
-    EvalStats a, b;
-    eval_stats_alloc(&a, INCEPTION_FEATURE_DIM), eval_stats_alloc(&b, INCEPTION_FEATURE_DIM);
-    int D = INCEPTION_FEATURE_DIM;
-    for (int i = 0; i < D; i++)
-        for (int j = 0; j < D; j++) {
-            double v = (i == j ? 1.0 : 0.0) + 0.5 / (1.0 + abs(i - j));
-            a.sigma[i * D + j] = v, b.sigma[i * D + j] = v * (1.0 + 0.1 * (i == j));
+    double c[50], t[50];
+    int nt = 0;
+    for (int r = 0; r < rounds; r++) {
+        c[r] = B / c_seconds(&net, &tp, B, reps);
+        printf("inception batch %d threads %d img_per_s %.2f gflop_per_img %.3f gflop_per_s %.1f (arena peak %.0f MB)\n",
+               B, core_threads(), c[r], gflop, c[r] * gflop, arena.peak / 1e6);
+        fflush(stdout);
+        if (!no_torch) {
+            double v = torch_rate(B, reps, core_threads());
+            if (v > 0) t[nt++] = v;
+            else no_torch = 1;
         }
-    EvalFrechet fr;
-    double t0 = core_now();
-    if (eval_frechet(&a, &b, &fr) == 0) printf("  Frechet distance at %d-d: %.2f s (value %.6g)\n", D, core_now() - t0, fr.distance);
-    eval_stats_free(&a), eval_stats_free(&b);
+    }
+    double cm = bench_median(c, rounds);
+    printf("  C (eval/inception.c): %.2f img/s, %.1f GFLOP/s (median of %d rounds)\n", cm, cm * gflop, rounds);
+    if (nt) {
+        double tm = bench_median(t, nt);
+        printf("  PyTorch: %.2f img/s (median of %d rounds)\n  ratio C / PyTorch: %.2f\n", tm, nt, cm / tm);
+    }
+    if (sgemm) {
+        double g = bench_sgemm_ceiling();
+        printf("sgemm threads %d gflop_per_s %.1f\n  C at %.0f%% of the sgemm ceiling\n", core_threads(), g, 100 * cm * gflop / g);
+    }
+    if (frechet) {   // the Frechet distance at 2048-d (two dsyevd + three dgemm)
+        EvalStats a, b;
+        eval_stats_alloc(&a, INCEPTION_FEATURE_DIM), eval_stats_alloc(&b, INCEPTION_FEATURE_DIM);
+        int D = INCEPTION_FEATURE_DIM;
+        for (int i = 0; i < D; i++)
+            for (int j = 0; j < D; j++) {
+                double v = (i == j ? 1.0 : 0.0) + 0.5 / (1.0 + abs(i - j));
+                a.sigma[i * D + j] = v, b.sigma[i * D + j] = v * (1.0 + 0.1 * (i == j));
+            }
+        EvalFrechet fr;
+        double t0 = core_now();
+        if (eval_frechet(&a, &b, &fr) == 0)
+            printf("  Frechet distance at %d-d: %.2f s (value %.6g)\n", D, core_now() - t0, fr.distance);
+        eval_stats_free(&a), eval_stats_free(&b);
+    }
     tape_free(&tp);
     arena_free(&arena);
     inception_free(&net);

@@ -10,12 +10,12 @@
 // evaluations: guidance 3 x (trunk + v-head), JVP 2 x (trunk + u-head), v-head once, backward
 // 2 x (trunk + both heads), i.e. 7 F + 3 H multiply-adds per image, F = one forward of the u-path,
 // H = the head's part of F (its blocks and final layer). Not a test: it never fails on timing.
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "pmf/pmf.h"
 
 // Seconds of CPU time used by the whole process (all threads): on a shared machine the CPU time
@@ -26,16 +26,6 @@ static double cpu_now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof t[0], cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 // Multiply-adds of one step per image (see the top of the file).
 static double step_macs(const PmfConfig *c) {
     double F = pmf_forward_macs(c);
@@ -44,31 +34,6 @@ static double step_macs(const PmfConfig *c) {
     double final = (double)(c->img_size / c->patch) * (c->img_size / c->patch) * c->dim * c->patch * c->patch * c->channels;
     double H = F - pmf_forward_macs(&no_head) + final;
     return 7 * F + 3 * H;
-}
-
-// Best GFLOP/s of cblas_sgemm over two shapes (a large square one and a thin one like the model's).
-static double sgemm_ceiling(void) {
-    int shapes[2][3] = {{2048, 2048, 2048}, {8192, 192, 192}};
-    double best = 0;
-    for (int s = 0; s < 2; s++) {
-        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-        float *a = core_malloc((size_t)M * K * 4, "sgemm a"), *b = core_malloc((size_t)K * N * 4, "sgemm b");
-        float *c = core_malloc((size_t)M * N * 4, "sgemm c");
-        Rng r;
-        rng_init(&r, 1);
-        rng_fill_normal(&r, a, (int64_t)M * K, 0, 1), rng_fill_normal(&r, b, (int64_t)K * N, 0, 1);
-        int reps = s == 0 ? 5 : 15;
-        double t[15];
-        for (int i = 0; i <= reps; i++) {
-            double t0 = core_now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-            if (i) t[i - 1] = core_now() - t0;
-        }
-        double g = 2.0 * M * N * K / median(t, reps) * 1e-9;
-        if (g > best) best = g;
-        free(a), free(b), free(c);
-    }
-    return best;
 }
 
 int main(int argc, char **argv) {
@@ -139,12 +104,12 @@ int main(int argc, char **argv) {
             phase[0] += st.seconds_guidance / reps, phase[1] += st.seconds_jvp / reps, phase[2] += st.seconds_backward / reps;
         }
     }
-    double sec = median(t, reps), cpu_sec = median(cpu, reps), gflop = 2 * step_macs(&c) * 1e-9;
+    double sec = bench_median(t, reps), cpu_sec = bench_median(cpu, reps), gflop = 2 * step_macs(&c) * 1e-9;
     printf("step model %s batch %d threads %d lanes %d img_per_s %.2f ms %.1f gflop_per_img %.4f gflop_per_s %.1f "
            "cpu_ms %.1f (median of %d steps; mean guidance %.0f ms, jvp+loss %.0f ms, backward %.0f ms; arena peak %.0f MB)\n",
            model, batch, core_threads(), pmf_stepper_lanes(s, batch), batch / sec, sec * 1e3, gflop, gflop * batch / sec, cpu_sec * 1e3, reps, phase[0] * 1e3,
            phase[1] * 1e3, phase[2] * 1e3, pmf_stepper_peak_bytes(s) / 1048576.0);
-    if (sgemm) printf("sgemm threads %d gflop_per_s %.1f\n", core_threads(), sgemm_ceiling());
+    if (sgemm) printf("sgemm threads %d gflop_per_s %.1f\n", core_threads(), bench_sgemm_ceiling());
     fflush(stdout);
     pmf_stepper_free(s);
     tape_free(&ntp);

@@ -379,6 +379,13 @@ Tensor *op_cross_entropy(Tape *tp, Tensor *logits, const int *labels);
 // x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW), b (Cout) or NULL.
 Tensor *op_conv2d(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
                   int pad_h, int pad_w, int groups);
+// Inference only (no tangent, no gradient), channel-major: x (Cin, N, H, W), w (Cout, Cin, KH, KW),
+// b (Cout) or NULL -> relu?(conv(x, w) + b) in channels [c0, c0 + Cout) of out (Ctot, N, OH, OW),
+// or in a new (Cout, N, OH, OW) tensor when out is NULL; returns the tensor written. All images'
+// columns go through one GEMM per tile, and a concat is free (see core/ops_conv_cnhw.c).
+Tensor *op_conv2d_cnhw(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
+                       int pad_h, int pad_w, int relu, Tensor *out, int c0);
+// Pooling treats dims 0 and 1 alike (N*C planes), so it runs on (C, N, H, W) tensors unchanged.
 Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,
                      int ceil_mode);
 Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph, int pw,

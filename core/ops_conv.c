@@ -20,27 +20,18 @@
 // Tangent: conv(x', w) + conv(x, w') + b', the forward kernel twice (the second accumulating).
 // The weight gradient is computed only when w requires grad (frozen networks skip it).
 #include "core.h"
+#include "conv_shape.h"
 #include "gemm.h"
 
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    int N, Cin, H, W, Cout, KH, KW, OH, OW, sh, sw, ph, pw, G;
-} ConvShape;
-
 // Bytes of one tile's column block the tiling aims at, and the fewest columns worth a GEMM call.
 #define CONV_TILE_BYTES (1 << 20)
 #define CONV_TILE_MIN_COLS 256
 
-static int conv_is_pointwise(const ConvShape *s) {
-    return s->KH == 1 && s->KW == 1 && s->sh == 1 && s->sw == 1 && s->ph == 0 && s->pw == 0;
-}
-
 static int conv_is_depthwise(const ConvShape *s) { return s->G > 1 && s->G == s->Cin && s->G == s->Cout; }
-
-static int conv_K(const ConvShape *s) { return s->Cin / s->G * s->KH * s->KW; }
 
 // Output rows per tile (the whole image when it is small). Test hook: PMF_CONV_TILE_ROWS=r forces
 // r rows, so tests on tiny images cover tile borders (tests/test_ops_conv.c).
@@ -53,23 +44,6 @@ static int conv_tile_rows(const ConvShape *s) {
     if (rows < min_rows) rows = min_rows;
     if (rows < 1) rows = 1;
     return rows < s->OH ? rows : s->OH;
-}
-
-// Threads for a loop over `units` independent pieces of work: 1 when already inside a parallel
-// region or when there are fewer units than threads (then sgemm itself runs threaded).
-static int conv_threads(int64_t units) {
-    if (omp_in_parallel()) return 1;
-    int t = omp_get_max_threads();
-    return units >= t ? t : 1;
-}
-
-// First and one-past-last output index o with 0 <= o*s - p + k < n (the taps that land inside).
-static inline void tap_range(int out, int n, int s, int p, int k, int *lo, int *hi) {
-    int a = p - k, l = a > 0 ? (a + s - 1) / s : 0;
-    int b = n - 1 + p - k, h = b >= 0 ? b / s + 1 : 0;
-    *lo = l < out ? l : out;
-    *hi = h < out ? h : out;
-    if (*hi < *lo) *hi = *lo;
 }
 
 // col (K, (oh1-oh0)*OW) <- patches of output rows [oh0, oh1) over channels [c0, c0 + Cin/G) of image xn

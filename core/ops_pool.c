@@ -3,6 +3,7 @@
 #include "core.h"
 
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -31,6 +32,54 @@ static int pool_out_size(int in, int k, int s, int p, int ceil_mode) {
     return out;
 }
 
+// Max pooling without argmax (no tangent, no gradient: inference), separable: per output row the
+// column-wise max of its window rows (one vectorisable pass per row), then the max over each
+// window's columns. The same values as the argmax path: the same first-max rule, and a NaN
+// anywhere in a window makes the output NaN. Windows never lie wholly in the padding (pad <= k/2).
+static void maxpool_values(const PoolShape *s, const float *x, float *y, int kh, int kw, int sh, int sw, int ph,
+                           int pw) {
+    int OHW = s->OH * s->OW, HW = s->H * s->W;
+#pragma omp parallel
+    {
+        float *vm = core_malloc((size_t)s->W * sizeof(float), "maxpool row");
+#pragma omp for schedule(static)
+        for (int p = 0; p < s->planes; p++) {
+            const float *xp = x + (size_t)p * HW;
+            float *yp = y + (size_t)p * OHW;
+            for (int oh = 0; oh < s->OH; oh++) {
+                int i0 = oh * sh - ph, i1 = i0 + kh;
+                i0 = i0 < 0 ? 0 : i0, i1 = i1 > s->H ? s->H : i1;
+                memcpy(vm, xp + (size_t)i0 * s->W, (size_t)s->W * sizeof(float));
+                for (int i = i0 + 1; i < i1; i++) {
+                    const float *r = xp + (size_t)i * s->W;
+                    for (int j = 0; j < s->W; j++) vm[j] = (r[j] > vm[j] || r[j] != r[j]) ? r[j] : vm[j];
+                }
+                float *yr = yp + (size_t)oh * s->OW;
+                // windows wholly inside [0, W): ow in [lo, hi), one tap at a time across them
+                // (vectorisable); the clipped ones at the borders one by one
+                int lo = (pw + sw - 1) / sw, hi = s->W - kw + pw >= 0 ? (s->W - kw + pw) / sw + 1 : 0;
+                lo = lo < s->OW ? lo : s->OW, hi = hi < s->OW ? hi : s->OW, hi = hi > lo ? hi : lo;
+                for (int ow = lo; ow < hi; ow++) yr[ow] = vm[ow * sw - pw];
+                for (int k = 1; k < kw; k++)
+                    for (int ow = lo; ow < hi; ow++) {
+                        float v = vm[ow * sw - pw + k];
+                        yr[ow] = (v > yr[ow] || v != v) ? v : yr[ow];
+                    }
+                for (int ow = 0; ow < s->OW; ow++) {
+                    if (ow == lo) ow = hi;
+                    if (ow >= s->OW) break;
+                    int j0 = ow * sw - pw, j1 = j0 + kw;
+                    j0 = j0 < 0 ? 0 : j0, j1 = j1 > s->W ? s->W : j1;
+                    float best = vm[j0];
+                    for (int j = j0 + 1; j < j1; j++) best = (vm[j] > best || vm[j] != vm[j]) ? vm[j] : best;
+                    yr[ow] = best;
+                }
+            }
+        }
+        free(vm);
+    }
+}
+
 Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph, int pw, int ceil_mode) {
     tensor_require_contiguous(x, "op_maxpool2d");
     if (x->ndim != 4) core_fatal("op_maxpool2d: x must be (N, C, H, W)");
@@ -42,6 +91,10 @@ Tensor *op_maxpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph
     int shape[4] = {x->shape[0], x->shape[1], s.OH, s.OW};
     Tensor *y = tape_output(tp, 4, shape, &x, 1);
     int OHW = s.OH * s.OW, HW = s.H * s.W;
+    if (!y->tangent && !y->requires_grad) {   // nothing will read the argmax: values only
+        maxpool_values(&s, x->data, y->data, kh, kw, sh, sw, ph, pw);
+        return y;
+    }
     int *arg = tape_alloc(tp, (size_t)s.planes * OHW * sizeof(int));
     if (kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0 && 2 * s.OH <= s.H && 2 * s.OW <= s.W) {
         // VGG's 2x2 stride-2 pool, every window inside: no bounds tests (same first-max and NaN rule)
@@ -111,11 +164,47 @@ typedef struct {
     PoolShape s;
     int *win;      // (OH*OW) x 4
     float *inv;    // (OH*OW) 1 / divisor
+    int stride1;   // windows one apart in both directions (the separable forward applies)
 } AvgPool;
+
+// y = A x for a stride-1 pool (Inception's 3 x 3 branch pools), separable: per output row the
+// column sums of its window rows (one vectorisable pass per row), then the sums over each window's
+// columns. Stride 1 means one output row shares its rows' window and the columns' windows slide.
+static void avgpool_stride1(const AvgPool *a, const float *x, float *y) {
+    int OHW = a->s.OH * a->s.OW, HW = a->s.H * a->s.W, W = a->s.W, OW = a->s.OW;
+#pragma omp parallel
+    {
+        float *vs = core_malloc((size_t)W * sizeof(float), "avgpool row");
+#pragma omp for schedule(static)
+        for (int p = 0; p < a->s.planes; p++) {
+            const float *xp = x + (size_t)p * HW;
+            float *yp = y + (size_t)p * OHW;
+            for (int oh = 0; oh < a->s.OH; oh++) {
+                const int *w = a->win + 4 * (oh * OW);
+                for (int j = 0; j < W; j++) vs[j] = 0.0f;
+                for (int i = w[0]; i < w[1]; i++) {
+                    const float *r = xp + (size_t)i * W;
+                    for (int j = 0; j < W; j++) vs[j] += r[j];
+                }
+                for (int ow = 0; ow < OW; ow++) {
+                    const int *wo = a->win + 4 * (oh * OW + ow);
+                    float acc = 0;
+                    for (int j = wo[2]; j < wo[3]; j++) acc += vs[j];
+                    yp[oh * OW + ow] = acc * a->inv[oh * OW + ow];
+                }
+            }
+        }
+        free(vs);
+    }
+}
 
 // y = A x (per plane); transpose: x += A^T y
 static void avgpool_apply(const AvgPool *a, const float *x, float *y, int transpose) {
     int OHW = a->s.OH * a->s.OW, HW = a->s.H * a->s.W, W = a->s.W;
+    if (!transpose && a->stride1) {
+        avgpool_stride1(a, x, y);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int p = 0; p < a->s.planes; p++) {
         const float *xp = x + (size_t)p * (transpose ? OHW : HW);
@@ -151,6 +240,7 @@ static Tensor *avgpool_run(Tape *tp, const char *name, Tensor *x, AvgPool *a) {
 static AvgPool *avgpool_new(Tape *tp, Tensor *x, int OH, int OW) {
     AvgPool *a = tape_alloc(tp, sizeof *a);
     a->s = (PoolShape){x->shape[0] * x->shape[1], x->shape[2], x->shape[3], OH, OW};
+    a->stride1 = 0;
     a->win = tape_alloc(tp, (size_t)OH * OW * 4 * sizeof(int));
     a->inv = tape_alloc(tp, (size_t)OH * OW * sizeof(float));
     return a;
@@ -164,6 +254,7 @@ Tensor *op_avgpool2d(Tape *tp, Tensor *x, int kh, int kw, int sh, int sw, int ph
     int OH = pool_out_size(H, kh, sh, ph, 0), OW = pool_out_size(W, kw, sw, pw, 0);
     if (OH <= 0 || OW <= 0) core_fatal("op_avgpool2d: %dx%d input too small", H, W);
     AvgPool *a = avgpool_new(tp, x, OH, OW);
+    a->stride1 = sh == 1 && sw == 1;
     for (int oh = 0; oh < OH; oh++)
         for (int ow = 0; ow < OW; ow++) {
             // as torch: the padded window, clipped to input + padding, sets the divisor with padding

@@ -308,106 +308,129 @@ Tensor *inception_preprocess_u8(Tape *tp, const uint8_t *px, int n, int H, int W
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward
+// Forward, in channel-major layout (C, N, H, W): every convolution is one GEMM over all images'
+// pixels and each block's branches write their channels of the block output directly, so a
+// concat costs nothing (core/ops_conv_cnhw.c). Pooling runs unchanged on (C, N, H, W) planes.
 
-// BasicConv2d with BN folded: relu(conv(x) + b').
-static Tensor *bconv(Tape *tp, const Inception *net, int i, Tensor *x) {
+// BasicConv2d with BN folded: relu(conv(x) + b') into channels [c0, c0 + cout) of out, or a new
+// tensor when out is NULL.
+static Tensor *bconv_into(Tape *tp, const Inception *net, int i, Tensor *x, Tensor *out, int c0) {
     const InceptionConv *c = &g_convs[i];
-    return op_relu(tp, op_conv2d(tp, x, net->w[i], net->b[i], c->sh, c->sw, c->ph, c->pw, 1));
+    return op_conv2d_cnhw(tp, x, net->w[i], net->b[i], c->sh, c->sw, c->ph, c->pw, 1, out, c0);
 }
+static Tensor *bconv(Tape *tp, const Inception *net, int i, Tensor *x) { return bconv_into(tp, net, i, x, NULL, 0); }
 
-static Tensor *cat(Tape *tp, Tensor *a, Tensor *b, Tensor *c, Tensor *d) {
-    Tensor *xs[4] = {a, b, c, d};
-    return op_concat(tp, xs, d ? 4 : 3, 1);
+// channels [c0, c0 + C) of out (Ctot, N, H, W) <- src (C, N, H, W)
+static void put(const Tensor *src, Tensor *out, int c0) {
+    if (src->ndim != 4 || out->shape[1] != src->shape[1] || out->shape[2] != src->shape[2] ||
+        out->shape[3] != src->shape[3] || c0 + src->shape[0] > out->shape[0])
+        core_fatal("inception: branch output does not fit its block");
+    memcpy(out->data + (size_t)c0 * (out->numel / out->shape[0]), src->data, (size_t)src->numel * sizeof(float));
 }
 
 // pytorch-fid's pool branch of A, C and E_1: avg_pool2d(3, 1, 1, count_include_pad=False).
 static Tensor *avg3(Tape *tp, Tensor *x) { return op_avgpool2d(tp, x, 3, 3, 1, 1, 1, 1, 0); }
 
-static Tensor *mixed_a(Tape *tp, const Inception *net, int i, Tensor *x) {
-    Tensor *b1 = bconv(tp, net, i, x);
-    Tensor *b5 = bconv(tp, net, i + 2, bconv(tp, net, i + 1, x));
-    Tensor *b3 = bconv(tp, net, i + 5, bconv(tp, net, i + 4, bconv(tp, net, i + 3, x)));
-    Tensor *bp = bconv(tp, net, i + 6, avg3(tp, x));
-    return cat(tp, b1, b5, b3, bp);
+// Channels of each block's output, as torchvision concatenates them.
+static void mixed_a(Tape *tp, const Inception *net, int i, Tensor *x, Tensor *o) {
+    bconv_into(tp, net, i, x, o, 0);
+    bconv_into(tp, net, i + 2, bconv(tp, net, i + 1, x), o, 64);
+    bconv_into(tp, net, i + 5, bconv(tp, net, i + 4, bconv(tp, net, i + 3, x)), o, 128);
+    bconv_into(tp, net, i + 6, avg3(tp, x), o, 224);
 }
 
-static Tensor *mixed_b(Tape *tp, const Inception *net, int i, Tensor *x) {
-    Tensor *b3 = bconv(tp, net, i, x);
-    Tensor *bd = bconv(tp, net, i + 3, bconv(tp, net, i + 2, bconv(tp, net, i + 1, x)));
-    Tensor *bp = op_maxpool2d(tp, x, 3, 3, 2, 2, 0, 0, 0);
-    return cat(tp, b3, bd, bp, NULL);
+static void mixed_b(Tape *tp, const Inception *net, int i, Tensor *x, Tensor *o) {
+    bconv_into(tp, net, i, x, o, 0);
+    bconv_into(tp, net, i + 3, bconv(tp, net, i + 2, bconv(tp, net, i + 1, x)), o, 384);
+    put(op_maxpool2d(tp, x, 3, 3, 2, 2, 0, 0, 0), o, 480);
 }
 
-static Tensor *mixed_c(Tape *tp, const Inception *net, int i, Tensor *x) {
-    Tensor *b1 = bconv(tp, net, i, x);
-    Tensor *b7 = bconv(tp, net, i + 3, bconv(tp, net, i + 2, bconv(tp, net, i + 1, x)));
+static void mixed_c(Tape *tp, const Inception *net, int i, Tensor *x, Tensor *o) {
+    bconv_into(tp, net, i, x, o, 0);
+    bconv_into(tp, net, i + 3, bconv(tp, net, i + 2, bconv(tp, net, i + 1, x)), o, 192);
     Tensor *bd = x;
-    for (int k = 4; k <= 8; k++) bd = bconv(tp, net, i + k, bd);
-    Tensor *bp = bconv(tp, net, i + 9, avg3(tp, x));
-    return cat(tp, b1, b7, bd, bp);
+    for (int k = 4; k <= 7; k++) bd = bconv(tp, net, i + k, bd);
+    bconv_into(tp, net, i + 8, bd, o, 384);
+    bconv_into(tp, net, i + 9, avg3(tp, x), o, 576);
 }
 
-static Tensor *mixed_d(Tape *tp, const Inception *net, int i, Tensor *x) {
-    Tensor *b3 = bconv(tp, net, i + 1, bconv(tp, net, i, x));
+static void mixed_d(Tape *tp, const Inception *net, int i, Tensor *x, Tensor *o) {
+    bconv_into(tp, net, i + 1, bconv(tp, net, i, x), o, 0);
     Tensor *b7 = x;
-    for (int k = 2; k <= 5; k++) b7 = bconv(tp, net, i + k, b7);
-    Tensor *bp = op_maxpool2d(tp, x, 3, 3, 2, 2, 0, 0, 0);
-    return cat(tp, b3, b7, bp, NULL);
+    for (int k = 2; k <= 4; k++) b7 = bconv(tp, net, i + k, b7);
+    bconv_into(tp, net, i + 5, b7, o, 320);
+    put(op_maxpool2d(tp, x, 3, 3, 2, 2, 0, 0, 0), o, 512);
 }
 
 // FIDInceptionE_1 (avg pool, count_include_pad=False) or E_2 (max pool 3, stride 1, pad 1: the TF
 // graph's quirk that pytorch-fid keeps).
-static Tensor *mixed_e(Tape *tp, const Inception *net, int i, Tensor *x, int max_pool) {
-    Tensor *b1 = bconv(tp, net, i, x);
+static void mixed_e(Tape *tp, const Inception *net, int i, Tensor *x, int max_pool, Tensor *o) {
+    bconv_into(tp, net, i, x, o, 0);
     Tensor *t = bconv(tp, net, i + 1, x);
-    Tensor *p2[2] = {bconv(tp, net, i + 2, t), bconv(tp, net, i + 3, t)};
-    Tensor *b3 = op_concat(tp, p2, 2, 1);
+    bconv_into(tp, net, i + 2, t, o, 320);
+    bconv_into(tp, net, i + 3, t, o, 704);
     Tensor *u = bconv(tp, net, i + 5, bconv(tp, net, i + 4, x));
-    Tensor *p3[2] = {bconv(tp, net, i + 6, u), bconv(tp, net, i + 7, u)};
-    Tensor *bd = op_concat(tp, p3, 2, 1);
+    bconv_into(tp, net, i + 6, u, o, 1088);
+    bconv_into(tp, net, i + 7, u, o, 1472);
     Tensor *pooled = max_pool ? op_maxpool2d(tp, x, 3, 3, 1, 1, 1, 1, 0) : avg3(tp, x);
-    Tensor *bp = bconv(tp, net, i + 8, pooled);
-    return cat(tp, b1, b3, bd, bp);
+    bconv_into(tp, net, i + 8, pooled, o, 1856);
 }
 
-// Block outputs leave the arena for one of two host buffers, so each block's intermediates are
-// released as soon as it is done (peak memory: one block, not the whole network).
+// Block outputs live in one of two host buffers, outside the arena, so each block's
+// intermediates are released as soon as it is done (peak memory: one block, not the network).
 typedef struct {
     float *buf[2];
     size_t cap[2];
     int next;
 } PingPong;
 
-static Tensor *keep(Tape *tp, ArenaMark m, Tensor *y, PingPong *pp) {
+// The next buffer as a (C, N, H, W) tensor. Its data is outside the arena, but its record is
+// not: make it after any arena_release that would free it.
+static Tensor *pp_tensor(Tape *tp, PingPong *pp, int C, int N, int H, int W) {
     int k = pp->next;
     pp->next ^= 1;
-    size_t bytes = (size_t)y->numel * sizeof(float);
+    size_t bytes = (size_t)C * N * H * W * sizeof(float);
     if (bytes > pp->cap[k]) {
         free(pp->buf[k]);
         pp->buf[k] = core_malloc(bytes, "inception block output");
         pp->cap[k] = bytes;
     }
-    memcpy(pp->buf[k], y->data, bytes);
-    int shape[4];
-    memcpy(shape, y->shape, sizeof shape);
-    arena_release(tp->arena, m);
+    int shape[4] = {C, N, H, W};
     return tensor_wrap(tp, pp->buf[k], 4, shape, "inception block");
+}
+
+// y (an arena tensor) copied into the next buffer, and the arena released to mark m.
+static Tensor *keep(Tape *tp, ArenaMark m, Tensor *y, PingPong *pp) {
+    Tensor *o = pp_tensor(tp, pp, y->shape[0], y->shape[1], y->shape[2], y->shape[3]);
+    put(y, o, 0);
+    float *data = o->data;
+    int shape[4];
+    memcpy(shape, o->shape, sizeof shape);
+    arena_release(tp->arena, m);
+    return tensor_wrap(tp, data, 4, shape, "inception block");
 }
 
 void inception_forward(Tape *tp, const Inception *net, Tensor *x, Tensor **pool3, Tensor **logits) {
     if (tp->recording) core_fatal("inception_forward: the tape must not record (tape_set_recording(tp, 0))");
     if (x->ndim != 4 || x->shape[1] != 3) core_fatal("inception_forward: x must be (N, 3, H, W)");
     tensor_require_contiguous(x, "inception_forward");
-    int N = x->shape[0];
+    int N = x->shape[0], to_cnhw[4] = {1, 0, 2, 3};
     PingPong pp = {{NULL, NULL}, {0, 0}, 0};
     ArenaMark m = arena_mark(tp->arena);
-    Tensor *h = x;
+    Tensor *h = keep(tp, m, op_contiguous(tp, op_permute(tp, x, to_cnhw)), &pp);
 #define STAGE(expr)                 \
     do {                            \
         m = arena_mark(tp->arena);  \
         Tensor *y_ = (expr);        \
         h = keep(tp, m, y_, &pp);   \
+    } while (0)
+#define BLOCK(C, H, call)                                             \
+    do {                                                              \
+        Tensor *o_ = pp_tensor(tp, &pp, C, N, H, H);                  \
+        m = arena_mark(tp->arena);                                    \
+        call;                                                         \
+        arena_release(tp->arena, m);                                  \
+        h = o_;                                                       \
     } while (0)
     // block 0: 3 -> 64 x 73 x 73
     STAGE(bconv(tp, net, 0, h));
@@ -416,25 +439,27 @@ void inception_forward(Tape *tp, const Inception *net, Tensor *x, Tensor **pool3
     // block 1: -> 192 x 35 x 35
     STAGE(op_maxpool2d(tp, bconv(tp, net, 4, bconv(tp, net, 3, h)), 3, 3, 2, 2, 0, 0, 0));
     // block 2: -> 768 x 17 x 17
-    STAGE(mixed_a(tp, net, I_5B, h));
-    STAGE(mixed_a(tp, net, I_5C, h));
-    STAGE(mixed_a(tp, net, I_5D, h));
-    STAGE(mixed_b(tp, net, I_6A, h));
-    STAGE(mixed_c(tp, net, I_6B, h));
-    STAGE(mixed_c(tp, net, I_6C, h));
-    STAGE(mixed_c(tp, net, I_6D, h));
-    STAGE(mixed_c(tp, net, I_6E, h));
+    BLOCK(256, 35, mixed_a(tp, net, I_5B, h, o_));
+    BLOCK(288, 35, mixed_a(tp, net, I_5C, h, o_));
+    BLOCK(288, 35, mixed_a(tp, net, I_5D, h, o_));
+    BLOCK(768, 17, mixed_b(tp, net, I_6A, h, o_));
+    BLOCK(768, 17, mixed_c(tp, net, I_6B, h, o_));
+    BLOCK(768, 17, mixed_c(tp, net, I_6C, h, o_));
+    BLOCK(768, 17, mixed_c(tp, net, I_6D, h, o_));
+    BLOCK(768, 17, mixed_c(tp, net, I_6E, h, o_));
     // block 3: -> 2048 x 8 x 8 -> pool3
-    STAGE(mixed_d(tp, net, I_7A, h));
-    STAGE(mixed_e(tp, net, I_7B, h, 0));
-    STAGE(mixed_e(tp, net, I_7C, h, 1));
+    BLOCK(1280, 8, mixed_d(tp, net, I_7A, h, o_));
+    BLOCK(2048, 8, mixed_e(tp, net, I_7B, h, 0, o_));
+    BLOCK(2048, 8, mixed_e(tp, net, I_7C, h, 1, o_));
 #undef STAGE
+#undef BLOCK
     m = arena_mark(tp->arena);
-    Tensor *p = op_adaptive_avgpool2d(tp, h, 1, 1);
-    int fs[2] = {N, INCEPTION_FEATURE_DIM};
-    Tensor *feat = op_reshape(tp, p, 2, fs);
+    int cs[2] = {INCEPTION_FEATURE_DIM, N}, nc[2] = {1, 0};
+    Tensor *p = op_reshape(tp, op_adaptive_avgpool2d(tp, h, 1, 1), 2, cs);
+    Tensor *feat = op_contiguous(tp, op_permute(tp, p, nc));   // (N, 2048)
     Tensor *lg = logits ? op_linear(tp, feat, net->fc_w, net->fc_b) : NULL;
-    // copy both out of the block buffers into dense arena tensors that outlive this call
+    // copy both out of the arena's released part into tensors that outlive this call
+    int fs[2] = {N, INCEPTION_FEATURE_DIM};
     float *fcopy = core_malloc((size_t)N * INCEPTION_FEATURE_DIM * sizeof(float), "pool3");
     memcpy(fcopy, feat->data, (size_t)N * INCEPTION_FEATURE_DIM * sizeof(float));
     float *lcopy = NULL;

@@ -126,6 +126,93 @@ static const OpCase resize_cases[] = {
 #define N_RESIZE (int)(sizeof resize_cases / sizeof resize_cases[0])
 static OpCase all_cases[N_CONV + N_POOL + N_RESIZE];
 
+// op_conv2d_cnhw (channel-major, inference only) against op_conv2d + op_relu on the same numbers
+// (op_conv2d itself is checked against PyTorch above): Inception's kernel shapes, padding and
+// stride, tiles of one output row, of rows straddling two images, and the default tiling; written
+// at a channel offset of a larger tensor whose other channels must stay untouched.
+static void check_cnhw(int N, int Cin, int H, int W, int Cout, int KH, int KW, int sh, int ph, int pw, int relu,
+                       int with_bias, const char *tile_rows) {
+    TestWork w;
+    test_work_init(&w, 16 << 20);
+    tape_set_recording(&w.tp, 0);
+    Rng r;
+    rng_init(&r, (uint64_t)(N * 1000 + Cin * 100 + KH * 10 + KW));
+    int xs[4] = {N, Cin, H, W}, ws[4] = {Cout, Cin, KH, KW}, bs[1] = {Cout};
+    Tensor *x = tensor_new(&w.tp, 4, xs, "x"), *wt = tensor_new(&w.tp, 4, ws, "w"), *b = tensor_new(&w.tp, 1, bs, "b");
+    rng_fill_normal(&r, x->data, x->numel, 0, 1), rng_fill_normal(&r, wt->data, wt->numel, 0, 0.3f);
+    rng_fill_normal(&r, b->data, b->numel, 0, 0.5f);
+    unsetenv("PMF_CONV_TILE_ROWS");
+    Tensor *want = op_conv2d(&w.tp, x, wt, with_bias ? b : NULL, sh, sh, ph, pw, 1);
+    if (relu) want = op_relu(&w.tp, want);
+    int perm[4] = {1, 0, 2, 3};
+    Tensor *xc = op_contiguous(&w.tp, op_permute(&w.tp, x, perm));
+    int OH = want->shape[2], OW = want->shape[3], c0 = 3, extra = 5;
+    int os[4] = {c0 + Cout + extra, N, OH, OW};
+    Tensor *out = tensor_new(&w.tp, 4, os, "out");
+    for (int64_t i = 0; i < out->numel; i++) out->data[i] = -7.0f;
+    if (tile_rows) setenv("PMF_CONV_TILE_ROWS", tile_rows, 1);
+    ck_assert(op_conv2d_cnhw(&w.tp, xc, wt, with_bias ? b : NULL, sh, sh, ph, pw, relu, out, c0) == out);
+    unsetenv("PMF_CONV_TILE_ROWS");
+    Tensor *got = op_contiguous(&w.tp, op_permute(&w.tp, op_slice(&w.tp, out, 0, c0, c0 + Cout), perm));
+    char label[96];
+    snprintf(label, sizeof label, "cnhw %dx%d s%d p%d,%d relu %d tiles %s", KH, KW, sh, ph, pw, relu,
+             tile_rows ? tile_rows : "default");
+    double e = compare_rel(label, got->data, want->data, want->numel);
+    ck_assert_msg(e <= 1e-6, "%s: rel err %.3g", label, e);
+    int64_t plane = (int64_t)N * OH * OW;
+    for (int64_t i = 0; i < plane * c0; i++) ck_assert_msg(out->data[i] == -7.0f, "%s: channel below c0 written", label);
+    for (int64_t i = plane * (c0 + Cout); i < out->numel; i++)
+        ck_assert_msg(out->data[i] == -7.0f, "%s: channel past c0 + Cout written", label);
+    test_work_free(&w);
+}
+
+START_TEST(test_conv_cnhw) {
+    const char *tiles[3] = {NULL, "1", "3"};   // default, one row, rows across two images
+    for (int t = 0; t < 3; t++) {
+        check_cnhw(3, 5, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, tiles[t]);
+        check_cnhw(3, 5, 7, 6, 4, 1, 1, 1, 0, 0, 1, 1, tiles[t]);
+        check_cnhw(3, 5, 7, 6, 4, 1, 7, 1, 0, 3, 1, 1, tiles[t]);
+        check_cnhw(3, 5, 7, 6, 4, 7, 1, 1, 3, 0, 0, 1, tiles[t]);
+        check_cnhw(2, 3, 9, 8, 6, 3, 3, 2, 0, 0, 1, 0, tiles[t]);
+        check_cnhw(2, 6, 5, 5, 4, 5, 5, 1, 2, 2, 0, 0, tiles[t]);
+    }
+    check_cnhw(4, 70, 17, 17, 40, 1, 7, 1, 0, 3, 1, 1, NULL);   // several default tiles
+    check_cnhw(4, 40, 17, 17, 24, 1, 1, 1, 0, 0, 1, 1, "5");
+}
+END_TEST
+
+// op_maxpool2d without a tape or tangent takes a values-only path (no argmax); it must give the
+// argmax path's values exactly (the argmax path is checked against PyTorch above), NaNs included.
+START_TEST(test_maxpool_values_only) {
+    static const int cfg[][7] = {{3, 3, 2, 2, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 0}, {2, 2, 2, 2, 1, 1, 1},
+                                 {3, 3, 2, 2, 1, 1, 1}, {2, 3, 1, 2, 1, 0, 0}, {3, 3, 2, 2, 0, 0, 1}};
+    for (int k = 0; k < 6; k++) {
+        const int *c = cfg[k];
+        TestWork w;
+        test_work_init(&w, 4 << 20);
+        int xs[4] = {2, 3, 9, k == 5 ? 2 : 11};   // the last: one ceil-mode window wider than W
+        Tensor *x = tensor_new(&w.tp, 4, xs, "x");
+        Rng r;
+        rng_init(&r, 40 + k);
+        rng_fill_normal(&r, x->data, x->numel, 0, 1);
+        x->data[17] = x->data[x->numel - 5] = 0.0f / 0.0f;
+        x->requires_grad = 1;
+        Tensor *with_arg = op_maxpool2d(&w.tp, x, c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+        tape_set_recording(&w.tp, 0);
+        Tensor *values = op_maxpool2d(&w.tp, x, c[0], c[1], c[2], c[3], c[4], c[5], c[6]);
+        ck_assert(with_arg->requires_grad && !values->requires_grad);
+        int nan = 0;
+        for (int64_t i = 0; i < values->numel; i++) {
+            float a = with_arg->data[i], b = values->data[i];
+            nan += a != a;
+            ck_assert_msg((a != a && b != b) || a == b, "maxpool %d: [%lld] %g vs %g", k, (long long)i, a, b);
+        }
+        ck_assert_msg(nan > 0, "maxpool %d: the NaN inputs reached no output", k);
+        test_work_free(&w);
+    }
+}
+END_TEST
+
 int main(void) {
     int n = 0;
     for (int i = 0; i < N_CONV; i++) all_cases[n++] = conv_cases[i];
@@ -135,5 +222,9 @@ int main(void) {
     TCase *tc = tcase_create("golden+fd");
     add_op_table(tc, all_cases, n);
     suite_add_tcase(s, tc);
+    TCase *cn = tcase_create("cnhw");
+    tcase_add_test(cn, test_conv_cnhw);
+    tcase_add_test(cn, test_maxpool_values_only);
+    suite_add_tcase(s, cn);
     return run_suite(s);
 }
