@@ -64,7 +64,8 @@ static void cnhw_im2col(const ConvShape *s, const float *x, int g0, int g1, floa
             }
             const float *row = x + ((size_t)c * s->N + n) * HW + (size_t)ih * s->W - s->pw + kw;
             for (int ow = 0; ow < lo; ow++) o[ow] = 0.0f;
-            if (s->sw == 1) memcpy(o + lo, row + lo, (size_t)(hi - lo) * sizeof(float));
+            if (s->sw == 1)   // a loop, not memcpy: rows are 8-35 floats, shorter than a call is worth
+                for (int ow = lo; ow < hi; ow++) o[ow] = row[ow];
             else
                 for (int ow = lo; ow < hi; ow++) o[ow] = row[(size_t)ow * s->sw];
             for (int ow = hi; ow < s->OW; ow++) o[ow] = 0.0f;

@@ -376,25 +376,24 @@ static void mixed_e(Tape *tp, const Inception *net, int i, Tensor *x, int max_po
     bconv_into(tp, net, i + 8, pooled, o, 1856);
 }
 
-// Block outputs live in one of two host buffers, outside the arena, so each block's
+// Block outputs live in one of two buffers allocated before the first block, so each block's
 // intermediates are released as soon as it is done (peak memory: one block, not the network).
+// The buffers are arena memory too (released with everything else at the end), so a second call
+// finds them mapped instead of faulting fresh pages in.
 typedef struct {
     float *buf[2];
-    size_t cap[2];
     int next;
 } PingPong;
 
-// The next buffer as a (C, N, H, W) tensor. Its data is outside the arena, but its record is
-// not: make it after any arena_release that would free it.
+// Floats of the largest stage output (the stem's first conv: 32 x 149 x 149 per image).
+static size_t pp_floats(int N) { return (size_t)N * 32 * 149 * 149; }
+
+// The next buffer as a (C, N, H, W) tensor. Its data is below every block's arena mark, but its
+// record is not: make it after any arena_release that would free it.
 static Tensor *pp_tensor(Tape *tp, PingPong *pp, int C, int N, int H, int W) {
     int k = pp->next;
     pp->next ^= 1;
-    size_t bytes = (size_t)C * N * H * W * sizeof(float);
-    if (bytes > pp->cap[k]) {
-        free(pp->buf[k]);
-        pp->buf[k] = core_malloc(bytes, "inception block output");
-        pp->cap[k] = bytes;
-    }
+    if ((size_t)C * N * H * W > pp_floats(N)) core_fatal("inception: a stage output outgrew its buffer");
     int shape[4] = {C, N, H, W};
     return tensor_wrap(tp, pp->buf[k], 4, shape, "inception block");
 }
@@ -415,7 +414,8 @@ void inception_forward(Tape *tp, const Inception *net, Tensor *x, Tensor **pool3
     if (x->ndim != 4 || x->shape[1] != 3) core_fatal("inception_forward: x must be (N, 3, H, W)");
     tensor_require_contiguous(x, "inception_forward");
     int N = x->shape[0], to_cnhw[4] = {1, 0, 2, 3};
-    PingPong pp = {{NULL, NULL}, {0, 0}, 0};
+    ArenaMark start = arena_mark(tp->arena);
+    PingPong pp = {{tape_alloc(tp, pp_floats(N) * sizeof(float)), tape_alloc(tp, pp_floats(N) * sizeof(float))}, 0};
     ArenaMark m = arena_mark(tp->arena);
     Tensor *h = keep(tp, m, op_contiguous(tp, op_permute(tp, x, to_cnhw)), &pp);
 #define STAGE(expr)                 \
@@ -453,12 +453,11 @@ void inception_forward(Tape *tp, const Inception *net, Tensor *x, Tensor **pool3
     BLOCK(2048, 8, mixed_e(tp, net, I_7C, h, 1, o_));
 #undef STAGE
 #undef BLOCK
-    m = arena_mark(tp->arena);
     int cs[2] = {INCEPTION_FEATURE_DIM, N}, nc[2] = {1, 0};
     Tensor *p = op_reshape(tp, op_adaptive_avgpool2d(tp, h, 1, 1), 2, cs);
     Tensor *feat = op_contiguous(tp, op_permute(tp, p, nc));   // (N, 2048)
     Tensor *lg = logits ? op_linear(tp, feat, net->fc_w, net->fc_b) : NULL;
-    // copy both out of the arena's released part into tensors that outlive this call
+    // copy both out of the arena's released part into tensors made after the release
     int fs[2] = {N, INCEPTION_FEATURE_DIM};
     float *fcopy = core_malloc((size_t)N * INCEPTION_FEATURE_DIM * sizeof(float), "pool3");
     memcpy(fcopy, feat->data, (size_t)N * INCEPTION_FEATURE_DIM * sizeof(float));
@@ -467,8 +466,7 @@ void inception_forward(Tape *tp, const Inception *net, Tensor *x, Tensor **pool3
         lcopy = core_malloc((size_t)N * INCEPTION_N_LOGITS * sizeof(float), "logits");
         memcpy(lcopy, lg->data, (size_t)N * INCEPTION_N_LOGITS * sizeof(float));
     }
-    arena_release(tp->arena, m);
-    free(pp.buf[0]), free(pp.buf[1]);
+    arena_release(tp->arena, start);
     if (pool3) *pool3 = tensor_from(tp, 2, fs, fcopy, "pool3");
     if (logits) {
         int ls[2] = {N, INCEPTION_N_LOGITS};
