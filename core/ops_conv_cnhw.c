@@ -13,7 +13,8 @@
 // The columns are cut into tiles of whole output rows, of one image or several, of about
 // CNHW_TILE_BYTES of im2col columns; tiles run in parallel, each with a single-threaded sgemm,
 // and each tile's bias + ReLU runs while the tile is still in cache. Tiles depend only on the
-// shape, and every output element comes from one GEMM call, so results do not depend on timing.
+// shape and the thread count, and every output element comes from one GEMM call, so results do
+// not depend on timing.
 // No tangent and no backward: a tape that records gradients or a tangent on an input is refused.
 #include "conv_shape.h"
 #include "core.h"
@@ -29,13 +30,15 @@
 #define CNHW_POINTWISE_COLS 4096
 #define CNHW_TILE_MIN_COLS 512
 
-// Output rows (of all images in turn: row g is image g / OH, row g % OH) per tile. Test hook:
-// PMF_CONV_TILE_ROWS=r forces r rows, as in ops_conv.c (tiles then straddle images).
-static int cnhw_tile_rows(const ConvShape *s) {
+// Output rows (of all images in turn: row g is image g / OH, row g % OH) per tile, for `threads`
+// threads: a few tiles are evened out to a multiple of the thread count (3 tiles on 2 threads
+// would leave one idle half the time). Test hook: PMF_CONV_TILE_ROWS=r forces r rows, as in
+// ops_conv.c (tiles then straddle images).
+static int cnhw_tile_rows(const ConvShape *s, int threads) {
     int G = s->N * s->OH, rows;
     const char *force = getenv("PMF_CONV_TILE_ROWS");
-    if (force && atoi(force) > 0) rows = atoi(force);
-    else if (conv_is_pointwise(s)) rows = (CNHW_POINTWISE_COLS + s->OW - 1) / s->OW;
+    if (force && atoi(force) > 0) return atoi(force) < G ? atoi(force) : G;
+    if (conv_is_pointwise(s)) rows = (CNHW_POINTWISE_COLS + s->OW - 1) / s->OW;
     else {
         int64_t row_bytes = (int64_t)conv_K(s) * s->OW * (int64_t)sizeof(float);
         int min_rows = (CNHW_TILE_MIN_COLS + s->OW - 1) / s->OW;
@@ -43,6 +46,11 @@ static int cnhw_tile_rows(const ConvShape *s) {
         if (rows < min_rows) rows = min_rows;
     }
     if (rows < 1) rows = 1;
+    int tiles = (G + rows - 1) / rows;
+    if (threads > 1 && tiles > 1 && tiles < 8 * threads && tiles % threads) {
+        tiles += threads - tiles % threads;
+        rows = (G + tiles - 1) / tiles;
+    }
     return rows < G ? rows : G;
 }
 
@@ -135,7 +143,7 @@ Tensor *op_conv2d_cnhw(Tape *tp, Tensor *x, Tensor *w, Tensor *b, int sh, int sw
         out = tensor_new(tp, 4, shape, "conv2d_cnhw");
         c0 = 0;
     }
-    int rows = cnhw_tile_rows(&s);
+    int rows = cnhw_tile_rows(&s, omp_in_parallel() ? 1 : omp_get_max_threads());
     ArenaMark mark = arena_mark(tp->arena);   // the column scratch is dead once the op returns
     float *col = conv_is_pointwise(&s) ? NULL
                                        : tape_alloc(tp, (size_t)omp_get_max_threads() * conv_K(&s) * rows * s.OW *
