@@ -101,9 +101,13 @@ Tensor *featnet_features(Tape *tp, const FeatNet *f, Tensor *x) {
     return feat;
 }
 
-Tensor *featnet_feature_distance(Tape *tp, const FeatNet *f, Tensor *a, Tensor *b) {
-    Tensor *d = op_sub(tp, featnet_features(tp, f, a), featnet_features(tp, f, b));
+Tensor *featnet_feature_sqdist(Tape *tp, Tensor *fa, Tensor *fb) {
+    Tensor *d = op_sub(tp, fa, fb);
     return op_sum(tp, op_mul(tp, d, d), 1 << 1, 0);
+}
+
+Tensor *featnet_feature_distance(Tape *tp, const FeatNet *f, Tensor *a, Tensor *b) {
+    return featnet_feature_sqdist(tp, featnet_features(tp, f, a), featnet_features(tp, f, b));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -216,13 +216,8 @@ static void net_taps(Lpips *lp, Tape *tp, Tensor *x, Tensor **taps) {
     }
 }
 
-Tensor *lpips_distance(Lpips *lp, Tape *tp, Tensor *a, Tensor *b) {
-    if (a->ndim != 4 || !tensor_same_shape(a, b)) core_fatal("lpips_distance: a and b must be equal (N, C, H, W)");
-    a = op_contiguous(tp, a);
-    b = op_contiguous(tp, b);
-    Tensor *ta[LPIPS_MAX_TAPS], *tb[LPIPS_MAX_TAPS];
-    net_taps(lp, tp, a, ta);
-    net_taps(lp, tp, b, tb);
+// sum over taps l of mean_hw lin_l((unit(ta_l) - unit(tb_l))^2) -> (N)
+static Tensor *taps_distance(Lpips *lp, Tape *tp, Tensor *const *ta, Tensor *const *tb) {
     Tensor *sum = NULL;
     for (int l = 0; l < lp->n_taps; l++) {
         Tensor *diff = op_sub(tp, perceptual_unit_normalize(tp, ta[l], LPIPS_EPS),
@@ -232,6 +227,31 @@ Tensor *lpips_distance(Lpips *lp, Tape *tp, Tensor *a, Tensor *b) {
         sum = sum ? op_add(tp, sum, m) : m;
     }
     return sum;
+}
+
+Tensor *lpips_distance(Lpips *lp, Tape *tp, Tensor *a, Tensor *b) {
+    if (a->ndim != 4 || !tensor_same_shape(a, b)) core_fatal("lpips_distance: a and b must be equal (N, C, H, W)");
+    a = op_contiguous(tp, a);
+    b = op_contiguous(tp, b);
+    Tensor *ta[LPIPS_MAX_TAPS], *tb[LPIPS_MAX_TAPS];
+    net_taps(lp, tp, a, ta);
+    net_taps(lp, tp, b, tb);
+    return taps_distance(lp, tp, ta, tb);
+}
+
+void lpips_featnet_both(Lpips *lp, Tape *tp, Tensor *a, Tensor *b, Tensor **d_lpips, Tensor **d_features) {
+    if (lp->net != LPIPS_NET_FEATNET) core_fatal("lpips_featnet_both: the LPIPS trunk is not the featnet");
+    if (a->ndim != 4 || !tensor_same_shape(a, b)) core_fatal("lpips_featnet_both: a and b must be equal (N, C, H, W)");
+    a = op_contiguous(tp, a);
+    b = op_contiguous(tp, b);
+    if (a->shape[1] != 1 || a->shape[2] != FEATNET_SIZE || a->shape[3] != FEATNET_SIZE)
+        core_fatal("lpips: the featnet needs (N, 1, 32, 32) images, got (%d, %d, %d, %d)", a->shape[0], a->shape[1],
+                   a->shape[2], a->shape[3]);
+    Tensor *ta[LPIPS_MAX_TAPS], *tb[LPIPS_MAX_TAPS], *fa, *fb;
+    featnet_forward(tp, &lp->featnet, a, ta, &fa);
+    featnet_forward(tp, &lp->featnet, b, tb, &fb);
+    *d_lpips = taps_distance(lp, tp, ta, tb);
+    *d_features = featnet_feature_sqdist(tp, fa, fb);
 }
 
 void lpips_loss_defaults(LpipsLossConfig *c, LpipsNet net) {

@@ -128,6 +128,8 @@ Tensor *featnet_features(Tape *tp, const FeatNet *f, Tensor *x);
 // The ConvNeXt term's stand-in on the built-in data: sum of squared differences of the two images'
 // feature vectors -> (N) (as convnext_distance on ConvNeXt's pooled feature).
 Tensor *featnet_feature_distance(Tape *tp, const FeatNet *f, Tensor *a, Tensor *b);
+// The same from the features fa, fb (N, 128): sum of squared differences -> (N).
+Tensor *featnet_feature_sqdist(Tape *tp, Tensor *fa, Tensor *fb);
 
 // Training on raw idx pixels (uint8, n x h x w, h, w <= 32, centred on a 32 x 32 canvas).
 typedef struct FeatNetTrainConfig {
@@ -180,6 +182,10 @@ void lpips_free(Lpips *lp);
 // repeated to 3 channels, then the v0.1 scaling layer (AlexNet: H, W >= 31); featnet: C must be 1,
 // H = W = 32.
 Tensor *lpips_distance(Lpips *lp, Tape *tp, Tensor *a, Tensor *b);
+// The featnet's two distances from one forward pass of each input (lp loaded with
+// lpips_featnet_load): the LPIPS-style distance of its taps and the squared distance of its
+// 128-d feature, (N) each, the same numbers as lpips_distance and featnet_feature_distance.
+void lpips_featnet_both(Lpips *lp, Tape *tp, Tensor *a, Tensor *b, Tensor **d_lpips, Tensor **d_features);
 
 // ---------------------------------------------------------------------------------------------
 // The random resized crop of spec 5.5, the same on both images of a pair.

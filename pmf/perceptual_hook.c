@@ -30,12 +30,36 @@ struct PmfPerceptual {
     int crop_size;             // every term's networks take the same crop size (224, or 32 for featnet)
     float eps, norm_p;         // the objective's adaptive weighting, for each term as for the losses
     uint64_t seed;
+    int featnet_pair;          // featnet+features: one featnet pass per crop for both terms
 };
 
 static Tensor *lpips_dist(void *net, Tape *tp, Tensor *a, Tensor *b) { return lpips_distance(net, tp, a, b); }
 static Tensor *convnext_dist(void *net, Tape *tp, Tensor *a, Tensor *b) { return convnext_distance(tp, net, a, b); }
 static Tensor *featnet_dist(void *net, Tape *tp, Tensor *a, Tensor *b) {
     return featnet_feature_distance(tp, net, a, b);
+}
+
+// featnet+features: both terms from one featnet pass over each crop (perceptual_masked_terms calls
+// term 0, then term 1, on the same crops): term 0 computes both distances and leaves the second
+// here for term 1. One per call of perceptual_term, on its stack, so lanes never share it.
+typedef struct {
+    Lpips *lp;
+    Tensor *d_features;
+} FeatnetPair;
+
+static Tensor *featnet_pair_first(void *pair, Tape *tp, Tensor *a, Tensor *b) {
+    FeatnetPair *fp = pair;
+    Tensor *d;
+    lpips_featnet_both(fp->lp, tp, a, b, &d, &fp->d_features);
+    return d;
+}
+
+static Tensor *featnet_pair_second(void *pair, Tape *tp, Tensor *a, Tensor *b) {
+    FeatnetPair *fp = pair;
+    if (!fp->d_features) core_fatal("perceptual: the featnet's feature term ran before its LPIPS term");
+    Tensor *d = fp->d_features;
+    fp->d_features = NULL;
+    return d;
 }
 
 static CropBox crop_of(const PmfPerceptual *p, int64_t step, int64_t row, int H, int W) {
@@ -59,7 +83,15 @@ static Tensor *perceptual_term(void *ctx, Tape *tp, Tensor *pred_x, Tensor *x, c
     CropBox *boxes = core_malloc((size_t)B * sizeof(CropBox), "perceptual boxes");
     for (int b = 0; b < B; b++) boxes[b] = crop_of(p, step, rows[b], H, W);
     Tensor *d[MAX_TERMS];
-    perceptual_masked_terms(tp, pred_x, x, t, p->t_thr, p->crop_size, boxes, p->n_terms, p->dist, p->net, d);
+    PerceptualDistanceFn dist[MAX_TERMS];
+    void *net[MAX_TERMS];
+    FeatnetPair pair = {&p->lp, NULL};
+    for (int k = 0; k < p->n_terms; k++) dist[k] = p->dist[k], net[k] = p->net[k];
+    if (p->featnet_pair) {
+        dist[0] = featnet_pair_first, dist[1] = featnet_pair_second;
+        net[0] = net[1] = &pair;
+    }
+    perceptual_masked_terms(tp, pred_x, x, t, p->t_thr, p->crop_size, boxes, p->n_terms, dist, net, d);
     free(boxes);
     Tensor *aux = NULL;
     for (int k = 0; k < p->n_terms; k++) {
@@ -108,7 +140,10 @@ PmfPerceptual *pmf_perceptual_open(const PmfTrainConfig *c, PmfObjective *o) {
         p->has_lp = 1;
         add_term(p, featnet ? "lpips (featnet)" : "lpips", lpips_dist, &p->lp, c->lpips_lambda, featnet ? FEATNET_SIZE : 224);
     }
-    if (features) add_term(p, "features (featnet)", featnet_dist, &p->lp.featnet, c->convnext_lambda, FEATNET_SIZE);
+    if (features) {
+        add_term(p, "features (featnet)", featnet_dist, &p->lp.featnet, c->convnext_lambda, FEATNET_SIZE);
+        p->featnet_pair = getenv("PMF_PERCEPTUAL_SEPARATE") == NULL;   // test hook: the two passes
+    }
     if (convnext) {
         char def[1024];
         snprintf(def, sizeof def, "%s/convnextv2_base_22k_224.safetensors", perceptual_weights_dir());

@@ -312,6 +312,49 @@ START_TEST(perceptual_terms_share_one_crop) {
 }
 END_TEST
 
+// featnet+features runs the featnet once per crop for both terms; the two separate passes
+// (PMF_PERCEPTUAL_SEPARATE, read when the hook opens) must give the same loss and the same
+// gradient with respect to pred_x, up to the order of the gradient's sums.
+static void featnet_terms(int separate, const float *pred0, const float *x0, float *aux, float *grad, int B) {
+    PmfTrainConfig c;
+    small_config(&c, "/tmp/pmf_unused", "muon", 1, 4, 4);
+    ck_assert(pmf_train_config_set(&c, "model.perceptual", "featnet+features") == 0);
+    ck_assert_msg(pmf_train_config_finish(&c) == 0, "%s", core_last_error());
+    PmfObjective o = c.objective;
+    if (separate) setenv("PMF_PERCEPTUAL_SEPARATE", "1", 1);
+    PmfPerceptual *hook = pmf_perceptual_open(&c, &o);
+    unsetenv("PMF_PERCEPTUAL_SEPARATE");
+    ck_assert_msg(hook != NULL, "%s", core_last_error());
+    TestWork w;
+    test_work_init(&w, 64 << 20);
+    int shape[4] = {B, 1, 32, 32};
+    Tensor *pred = tensor_from(&w.tp, 4, shape, pred0, "pred_x"), *x = tensor_from(&w.tp, 4, shape, x0, "x");
+    pred->requires_grad = 1;
+    float t[4] = {0.1f, 0.3f, 0.5f, 0.7f};
+    int64_t rows[4] = {5, 17, 2, 9};
+    Tensor *a = o.perceptual(o.perceptual_ctx, &w.tp, pred, x, t, 3, rows);
+    memcpy(aux, a->data, (size_t)B * sizeof(float));
+    tape_backward(&w.tp, a, NULL);
+    memcpy(grad, tensor_grad(&w.tp, pred), (size_t)pred->numel * sizeof(float));
+    pmf_perceptual_close(hook);
+    test_work_free(&w);
+}
+
+START_TEST(perceptual_featnet_one_pass_matches_two) {
+    enum { B = 4, N = B * 32 * 32 };
+    static float pred[N], x[N], aux[2][B], grad[2][N];
+    Rng r;
+    rng_init(&r, 8);
+    rng_fill_uniform(&r, pred, N, -1, 1);
+    rng_fill_uniform(&r, x, N, -1, 1);
+    for (int k = 0; k < 2; k++) featnet_terms(k, pred, x, aux[k], grad[k], B);
+    for (int b = 0; b < B; b++)
+        ck_assert_msg(aux[0][b] == aux[1][b], "row %d: one pass %.9g, two passes %.9g", b, aux[0][b], aux[1][b]);
+    double e = compare_rel("perceptual grad (one pass vs two)", grad[0], grad[1], N);
+    ck_assert_msg(e <= 1e-6 && test_sum(grad[1], N) != 0.0, "gradient rel err %.3g", e);
+}
+END_TEST
+
 // Every stage of a run can fail, and each failure frees all that the earlier stages opened (the
 // ASan build checks for leaks right here) and names the stage.
 START_TEST(failure_at_each_stage_frees_everything) {
@@ -477,6 +520,7 @@ int main(void) {
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
     tcase_add_test(tc, missing_perceptual_weights_stop_the_run);
     tcase_add_test(tc, perceptual_terms_share_one_crop);
+    tcase_add_test(tc, perceptual_featnet_one_pass_matches_two);
     tcase_add_test(tc, grid_of_a_1000_class_model_stays_small);
     tcase_add_test(tc, failure_at_each_stage_frees_everything);
     tcase_add_test(tc, memory_plan_picks_a_micro_batch_or_refuses);
