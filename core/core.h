@@ -422,8 +422,10 @@ typedef struct Muon {
     int64_t n;
     float *mu, *nu;            // momentum (all tensors); Adam second moment (Adam tensors)
     uint8_t *use_muon;         // per tensor of the store
-    float *work;               // Newton-Schulz scratch
-    float *update;             // one matrix's orthogonalised update
+    float *work;               // Newton-Schulz scratch, scratch_threads blocks of work_floats
+    float *update;             // one matrix's orthogonalised update, as many blocks of update_floats
+    size_t work_floats, update_floats;
+    int scratch_threads;
 } Muon;
 
 void muon_init(Muon *opt, const ParamStore *ps, const uint8_t *use_muon, float lr, float beta, float adam_b1,

@@ -4,6 +4,7 @@
 #include "gemm.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,8 +54,28 @@ void muon_init(Muon *opt, const ParamStore *ps, const uint8_t *use_muon, float l
         if (w > need) need = w;
         if (t->numel > largest) largest = t->numel;
     }
-    opt->work = core_malloc((size_t)(need ? need : 1) * sizeof(float), "Newton-Schulz scratch");
-    opt->update = core_malloc((size_t)(largest ? largest : 1) * sizeof(float), "Muon update");
+    opt->work_floats = (size_t)(need ? need : 1), opt->update_floats = (size_t)(largest ? largest : 1);
+    opt->work = core_malloc(opt->work_floats * sizeof(float), "Newton-Schulz scratch");
+    opt->update = core_malloc(opt->update_floats * sizeof(float), "Muon update");
+    opt->scratch_threads = 1;
+}
+
+// One Muon matrix: momentum, Nesterov update X, its orthogonalisation, the parameter step.
+// X and work: this thread's scratch.
+static void muon_matrix(const Muon *opt, Tensor *t, float *g, float *mu, float m_next, float g_now, float *X,
+                        float *work) {
+    const float beta = opt->beta, lr = opt->lr;
+    float *p = t->data;
+    int64_t n = t->numel;
+    for (int64_t i = 0; i < n; i++) {
+        mu[i] = beta * mu[i] + (1 - beta) * g[i];
+        X[i] = m_next * mu[i] + g_now * g[i];
+    }
+    int rows = t->shape[0], cols = t->shape[1];
+    newton_schulz5(X, rows, cols, work);
+    // (out, in) weight: the flax kernel is (in, out), so fan_out / fan_in = rows / cols.
+    float scale = sqrtf(fmaxf(1.0f, (float)rows / (float)cols));
+    for (int64_t i = 0; i < n; i++) p[i] -= lr * scale * X[i];
 }
 
 void muon_step(Muon *opt, ParamStore *ps) {
@@ -65,28 +86,37 @@ void muon_step(Muon *opt, ParamStore *ps) {
     const float m_next = (float)(beta / (1.0 - pow(beta, k + 1))), g_now = (float)((1 - beta) / (1.0 - pow(beta, k)));
     const float a_next = (float)(b1 / (1.0 - pow(b1, k + 1))), a_now = (float)((1 - b1) / (1.0 - pow(b1, k)));
     const float v_corr = (float)(1.0 / (1.0 - pow(b2, k)));
+    // The matrices are many and small (XS/4: width 96), so threads take whole matrices, each
+    // with single-threaded GEMMs and its own scratch, instead of meeting inside every small
+    // GEMM. A matrix's bits do not depend on which thread takes it.
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > opt->scratch_threads) {
+        free(opt->work), free(opt->update);
+        opt->work = core_malloc((size_t)nt * opt->work_floats * sizeof(float), "Newton-Schulz scratch");
+        opt->update = core_malloc((size_t)nt * opt->update_floats * sizeof(float), "Muon update");
+        opt->scratch_threads = nt;
+    }
+    int blas = nt > 1 ? blas_serial_begin() : -1;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int ti = 0; ti < ps->n; ti++) {
+        if (!opt->use_muon[ti]) continue;
+        Tensor *t = &ps->tensors[ti];
+        int64_t off = t->data - ps->data;
+        int th = nt > 1 ? omp_get_thread_num() : 0;
+        muon_matrix(opt, t, ps->grad + off, opt->mu + off, m_next, g_now, opt->update + (size_t)th * opt->update_floats,
+                    opt->work + (size_t)th * opt->work_floats);
+    }
+    if (nt > 1) blas_serial_end(blas);
+    for (int ti = 0; ti < ps->n; ti++) {
+        if (opt->use_muon[ti]) continue;
         Tensor *t = &ps->tensors[ti];
         int64_t off = t->data - ps->data, n = t->numel;
         float *p = t->data, *g = ps->grad + off, *mu = opt->mu + off, *nu = opt->nu + off;
-        if (opt->use_muon[ti]) {
-            float *X = opt->update;
-            for (int64_t i = 0; i < n; i++) {
-                mu[i] = beta * mu[i] + (1 - beta) * g[i];
-                X[i] = m_next * mu[i] + g_now * g[i];
-            }
-            int rows = t->shape[0], cols = t->shape[1];
-            newton_schulz5(X, rows, cols, opt->work);
-            // (out, in) weight: the flax kernel is (in, out), so fan_out / fan_in = rows / cols.
-            float scale = sqrtf(fmaxf(1.0f, (float)rows / (float)cols));
-            for (int64_t i = 0; i < n; i++) p[i] -= lr * scale * X[i];
-        } else {
-            for (int64_t i = 0; i < n; i++) {
-                mu[i] = b1 * mu[i] + (1 - b1) * g[i];
-                nu[i] = b2 * nu[i] + (1 - b2) * g[i] * g[i];
-                float m_hat = a_next * mu[i] + a_now * g[i];
-                p[i] -= lr * m_hat / (sqrtf(nu[i] * v_corr) + eps);
-            }
+        for (int64_t i = 0; i < n; i++) {
+            mu[i] = b1 * mu[i] + (1 - b1) * g[i];
+            nu[i] = b2 * nu[i] + (1 - b2) * g[i] * g[i];
+            float m_hat = a_next * mu[i] + a_now * g[i];
+            p[i] -= lr * m_hat / (sqrtf(nu[i] * v_corr) + eps);
         }
     }
 }
