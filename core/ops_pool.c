@@ -182,8 +182,19 @@ static void avgpool_stride1(const AvgPool *a, const float *x, float *y) {
             float *yp = y + (size_t)p * OHW;
             for (int oh = 0; oh < a->s.OH; oh++) {
                 const int *w = a->win + 4 * (oh * OW);
-                for (int j = 0; j < W; j++) vs[j] = 0.0f;
-                for (int i = w[0]; i < w[1]; i++) {
+                // vs = ((row h0 + row h0+1) + row h0+2) + ..., in one pass for the usual 2-3 rows
+                // (the sums 0 + ... of the plain loop, whose first addition is exact)
+                int nr = w[1] - w[0];
+                const float *r0 = xp + (size_t)w[0] * W, *r1 = nr > 1 ? r0 + W : r0, *r2 = nr > 2 ? r1 + W : r1;
+                if (nr <= 0)
+                    for (int j = 0; j < W; j++) vs[j] = 0.0f;
+                else if (nr == 1)
+                    for (int j = 0; j < W; j++) vs[j] = r0[j];
+                else if (nr == 2)
+                    for (int j = 0; j < W; j++) vs[j] = r0[j] + r1[j];
+                else
+                    for (int j = 0; j < W; j++) vs[j] = (r0[j] + r1[j]) + r2[j];
+                for (int i = w[0] + 3; i < w[1]; i++) {
                     const float *r = xp + (size_t)i * W;
                     for (int j = 0; j < W; j++) vs[j] += r[j];
                 }
