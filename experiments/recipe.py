@@ -11,7 +11,7 @@ Selection never looks at the test set. Each arm is scored on the first 10,000 *t
 5000 class-balanced 1-NFE samples, for each sampling omega of the stage and each EMA; the held-out
 featnet's FD (a second network no loss trains through) is taken at the arm's best setting. The
 winner's figures against the test set are the README's, made from a clean checkout."""
-import json, os, subprocess, sys, time
+import json, os, time
 
 import yaml
 
@@ -24,15 +24,6 @@ HELDOUT = os.path.join(ROOT, "perceptual", "weights", "featnet_fmnist_heldout.sa
 
 def settings():
     return yaml.safe_load(open(os.path.join(HERE, "configs", "recipe", "_ablation.yml")))
-
-
-def ensure_train_ref(sh):
-    if os.path.isdir(TRAIN_REF) and any(n.startswith("shard-") for n in os.listdir(TRAIN_REF)):
-        return
-    os.makedirs(os.path.dirname(TRAIN_REF), exist_ok=True)
-    print("recipe: preparing the Fashion-MNIST training reference once ->", TRAIN_REF, flush=True)
-    sh([os.path.join(BUILD, "pmf_prepare"), "--fashion-mnist", "--split", "train", "--res", "32",
-        "--pad-small", "--out", TRAIN_REF, "--quiet"], os.path.join(os.path.dirname(TRAIN_REF), "prepare_train.log"))
 
 
 def evaluate(sh, ckpt, out, omega, ema, n, heldout=False):
@@ -147,7 +138,8 @@ def main(args, sh):
     cdir = os.path.join(HERE, "configs", "recipe")
     all_arms = sorted(n[:-4] for n in os.listdir(cdir) if n.endswith(".yml") and not n.startswith("_"))
     arms = args.arms.split(",") if args.arms else all_arms
-    ensure_train_ref(sh)
+    from run import ensure_ref
+    ensure_ref(TRAIN_REF, "train")
     for i, a in enumerate(arms, 1):
         run_arm(sh, a, args.threads, i, len(arms))
     write_readme(all_arms)

@@ -56,13 +56,15 @@ def sh(cmd, log, mode="w"):
         sys.exit(f"run: command failed ({r.returncode}), see {log}:\n  " + " ".join(cmd))
 
 
-def ensure_ref():
-    if os.path.isdir(REF) and any(n.startswith("shard-") for n in os.listdir(REF)):
+def ensure_ref(ref=REF, split="t10k"):
+    """The Fashion-MNIST split as pmf_prepare shards in ref, made once."""
+    if os.path.isdir(ref) and any(n.startswith("shard-") for n in os.listdir(ref)):
         return
-    os.makedirs(os.path.dirname(REF), exist_ok=True)
-    print("run: preparing the Fashion-MNIST test reference once ->", REF, flush=True)
-    sh([os.path.join(BUILD, "pmf_prepare"), "--fashion-mnist", "--split", "t10k", "--res", "32",
-        "--pad-small", "--out", REF, "--quiet"], os.path.join(os.path.dirname(REF), "prepare.log"))
+    os.makedirs(os.path.dirname(ref), exist_ok=True)
+    print(f"run: preparing the Fashion-MNIST {split} reference once ->", ref, flush=True)
+    log = "prepare.log" if split == "t10k" else f"prepare_{split}.log"
+    sh([os.path.join(BUILD, "pmf_prepare"), "--fashion-mnist", "--split", split, "--res", "32",
+        "--pad-small", "--out", ref, "--quiet"], os.path.join(os.path.dirname(ref), log))
 
 
 def read_tsv(path):
