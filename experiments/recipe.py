@@ -26,23 +26,83 @@ def settings():
     return yaml.safe_load(open(os.path.join(HERE, "configs", "recipe", "_ablation.yml")))
 
 
-def evaluate(sh, ckpt, out, omega, ema, n, heldout=False):
-    """One pmf_eval of the checkpoint against the training reference; returns its JSON record."""
-    tmp = os.path.join(out, "eval.tmp")
+def evaluate(sh, ckpt, out, omega, ema, n, heldout=False, interval=None, threads=0, tag="eval"):
+    """One pmf_eval of the checkpoint against the training reference; returns its JSON record.
+    interval: (t_min, t_max) of the guidance, None for the checkpoint's own."""
+    tmp = os.path.join(out, tag + ".tmp")
     if os.path.exists(tmp):
         os.remove(tmp)
     cmd = [os.path.join(BUILD, "pmf_eval"), "--fid", ckpt, TRAIN_REF, "--features", "featnet",
            "--omega", str(omega), "--ema", str(ema), "--n", str(n), "--max-images", "10000",
            "--no-progress", "--log", tmp]
+    if interval:
+        cmd += ["--t-min", str(interval[0]), "--t-max", str(interval[1])]
+    if threads:
+        cmd += ["--threads", str(threads)]
     if heldout:
         cmd += ["--featnet-weights", HELDOUT, "--fd-only"]
-    sh(cmd, os.path.join(out, "eval.log"), "a")
+    sh(cmd, os.path.join(out, tag + ".log"), "a")
     rec = json.loads(open(tmp).read().strip().splitlines()[-1])
     os.remove(tmp)
     rec.update({"omega": omega, "ema": ema, "heldout": heldout})
-    with open(os.path.join(out, "eval.jsonl"), "a") as f:
+    if interval:
+        rec.update({"t_min": interval[0], "t_max": interval[1]})
+    with open(os.path.join(out, tag + ".jsonl"), "a") as f:
         f.write(json.dumps(rec) + "\n")
     return rec
+
+
+def sampling_sweep(sh, ckpt):
+    """The sampling settings of a trained default run (`--sampling CKPT`): CFG omega x guidance
+    interval at EMA 0, then every EMA at the best pair, each against the training reference with
+    5000 samples. The network is conditioned on (omega, t_min, t_max), so this needs no training.
+    Two evaluations at a time, one thread each; settings already in sampling.jsonl are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+    s = settings()
+    out = os.path.join(HERE, "results", "recipe", "sampling")
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "sampling.jsonl")
+    key = lambda w, iv, e: (float(w), float(iv[0]), float(iv[1]), int(e))
+    have = {}
+    if os.path.exists(log):
+        for l in open(log):
+            r = json.loads(l)
+            have[key(r["omega"], (r["t_min"], r["t_max"]), r["ema"])] = r
+
+    def run(grid):
+        todo = [g for g in grid if key(*g) not in have]
+        with ThreadPoolExecutor(2) as ex:
+            for g, r in zip(todo, ex.map(lambda g: evaluate(sh, ckpt, out, g[0], g[2], s["n_eval"], interval=g[1],
+                                                             threads=1, tag="s_%g_%g_%g_%d" % key(*g)), todo)):
+                have[key(*g)] = r
+                with open(log, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+                os.remove(os.path.join(out, "s_%g_%g_%g_%d.jsonl" % key(*g)))
+        return [have[key(*g)] for g in grid]
+
+    first = run([(w, iv, 0) for w in s["sampling_omegas"] for iv in s["sampling_intervals"]])
+    b = min(first, key=lambda r: r["value"])
+    n_ema = len(yaml.safe_load(open(os.path.join(os.path.dirname(ckpt), "config.yaml")))["training"]["ema_val"])
+    emas = run([(b["omega"], (b["t_min"], b["t_max"]), e) for e in list(range(1, n_ema)) + [-1]])
+    best = min(first + emas, key=lambda r: r["value"])
+    ivs = s["sampling_intervals"]
+    t = ["# Sampling settings of the default run (issue 18)", "",
+         f"Checkpoint: `{os.path.relpath(ckpt, ROOT) if ckpt.startswith(ROOT) else ckpt}` (the default run's "
+         "training, `configs/fmnist_default.yml`). FD-featnet of 5000 class-balanced 1-NFE samples against the "
+         "first 10,000 **training** images, by CFG omega (rows) and guidance interval [t_min, t_max] (columns), "
+         "EMA 0. Made by `experiments/run recipe --sampling CHECKPOINT`.", "",
+         "| omega | " + " | ".join(f"[{a:g}, {z:g}]" for a, z in ivs) + " |",
+         "| ---: |" + " ---: |" * len(ivs)]
+    for w in s["sampling_omegas"]:
+        t.append(f"| {w:g} | " + " | ".join(f"{have[key(w, iv, 0)]['value']:.2f}" for iv in ivs) + " |")
+    t += ["", f"At omega {b['omega']:g}, [{b['t_min']:g}, {b['t_max']:g}]: " + ", ".join(
+        f"EMA {r['ema']} {r['value']:.2f}" for r in [b] + emas) + ".", "",
+        f"Best: omega {best['omega']:g}, interval [{best['t_min']:g}, {best['t_max']:g}], EMA {best['ema']}: "
+        f"FD-featnet {best['value']:.2f}, KID {best['kid']:.2f}, precision {best['precision']:.3f}, "
+        f"recall {best['recall']:.3f}, class accuracy {best['class_accuracy']:.3f}.", ""]
+    open(os.path.join(out, "README.md"), "w").write("\n".join(t))
+    print(f"recipe: wrote {os.path.relpath(out, ROOT)}/README.md; best omega {best['omega']:g} "
+          f"interval [{best['t_min']:g}, {best['t_max']:g}] EMA {best['ema']}: FD-featnet {best['value']:.2f}", flush=True)
 
 
 def run_arm(sh, arm, threads, i, n):
@@ -140,6 +200,8 @@ def main(args, sh):
     arms = args.arms.split(",") if args.arms else all_arms
     from run import ensure_ref
     ensure_ref(TRAIN_REF, "train")
+    if args.sampling:
+        return sampling_sweep(sh, os.path.abspath(args.sampling))
     for i, a in enumerate(arms, 1):
         run_arm(sh, a, args.threads, i, len(arms))
     write_readme(all_arms)

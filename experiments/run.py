@@ -428,6 +428,7 @@ def main():
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--arms", default="", help="comma-separated subset of arms, in this order")
     ap.add_argument("--threads", type=int, default=0, help="pmf_train threads (recipe; default 2)")
+    ap.add_argument("--sampling", default="", help="recipe: sweep the sampling settings of this checkpoint")
     args = ap.parse_args()
     if args.name == "toy":
         return run_toy(args)
