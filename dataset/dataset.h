@@ -52,6 +52,18 @@ int ds_image_decode(const unsigned char *bytes, size_t n, const char *name, int6
 int ds_image_decode_jpeg(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels, DsImage *out);
 int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels, DsImage *out);
 int ds_image_load(const char *path, int64_t max_pixels, DsImage *out);   // reads the file, decodes
+
+// The PNG decoder with a choice of channels: DS_CHANNELS_RGB is ds_image_decode_png (c = 3 always);
+// DS_CHANNELS_NATIVE keeps gray and gray+alpha images as c = 1 (PIL's convert("L")) and gives c = 3
+// for RGB, RGBA and palette images. Same checks, limits and messages in both modes.
+// ds_image_load_png reads a file and decodes it as PNG (another format is refused, not decoded):
+// what pmf_eval's folders of PNGs are read with (cli/eval_readers.c).
+typedef enum { DS_CHANNELS_RGB, DS_CHANNELS_NATIVE } DsChannels;
+int ds_image_decode_png_channels(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels,
+                                 DsChannels channels, DsImage *out);
+int ds_image_load_png(const char *path, int64_t max_pixels, DsChannels channels, DsImage *out);
+// No PNG chunk but IDAT may claim more bytes than this (dataset/png_decode.c says why).
+#define DS_PNG_MAX_CHUNK_BYTES (8u << 20)
 void ds_image_free(DsImage *im);
 
 // PIL's Image.resize (8-bit, fixed point, horizontal pass then vertical) with its BOX or BICUBIC

@@ -1,5 +1,5 @@
 // dataset/image_decode.c: tells JPEG from PNG by the signature (never by the file name), reads a
-// file into memory for the decoders, and frees images.
+// file into memory for the decoders (any image, or a PNG only), and frees images.
 #include "dataset/dataset.h"
 
 #include <stdio.h>
@@ -20,8 +20,9 @@ int ds_image_decode(const unsigned char *bytes, size_t n, const char *name, int6
     return -1;
 }
 
-int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
-    memset(out, 0, sizeof *out);
+// The whole file at `path` in *bytes (malloc'd) and *n; -1 with a message naming the file.
+static int read_image_file(const char *path, unsigned char **bytes, size_t *n) {
+    *bytes = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
         core_set_error("%s: cannot open", path);
@@ -43,10 +44,31 @@ int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
         core_set_error("%s: short read", path);
         goto done;
     }
-    rc = ds_image_decode(b, (size_t)len, path, max_pixels, out);
+    *bytes = b, *n = (size_t)len, b = NULL;
+    rc = 0;
 done:
     free(b);
     fclose(f);
+    return rc;
+}
+
+int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
+    memset(out, 0, sizeof *out);
+    unsigned char *b;
+    size_t n;
+    if (read_image_file(path, &b, &n)) return -1;
+    int rc = ds_image_decode(b, n, path, max_pixels, out);
+    free(b);
+    return rc;
+}
+
+int ds_image_load_png(const char *path, int64_t max_pixels, DsChannels channels, DsImage *out) {
+    memset(out, 0, sizeof *out);
+    unsigned char *b;
+    size_t n;
+    if (read_image_file(path, &b, &n)) return -1;
+    int rc = ds_image_decode_png_channels(b, n, path, max_pixels, channels, out);
+    free(b);
     return rc;
 }
 

@@ -1,6 +1,11 @@
-// dataset/png_decode.c: PNG bytes -> RGB pixels with libpng, converted as PIL's convert("RGB")
-// does: palette and gray expanded, alpha dropped (not composited), 16-bit reduced to its high byte.
-// libpng's errors longjmp back here and the file is refused with a message naming it.
+// dataset/png_decode.c: PNG bytes -> 8-bit pixels with libpng, the one PNG reader of pmf (pmf_prepare,
+// pmf_lpips, and pmf_eval's PNG folders through cli/eval_readers.c). Converted as PIL does:
+// palettes expanded, alpha dropped (not composited; tRNS ignored), 16-bit reduced to its high byte
+// (PIL's 16-bit RGB; for 16-bit gray PIL instead clamps the value to 255, which pmf does not copy).
+// DS_CHANNELS_RGB gives c = 3 for every image (PIL's convert("RGB")); DS_CHANNELS_NATIVE keeps
+// gray and gray+alpha images as c = 1 (convert("L")) and gives c = 3 for the rest. Both share
+// every check and limit below. libpng's errors longjmp back here and the file is refused with a
+// message naming it.
 #include "dataset/dataset.h"
 
 #include <ctype.h>
@@ -42,9 +47,8 @@ static void png_ignore_warning(png_structp p, png_const_charp msg) {}
 // length before reading its bytes, and its own length limit (png_set_chunk_malloc_max) is only a
 // "benign" error, a warning when reading: a 67-byte file claiming a 2 GB text chunk cost 2 GB.
 // So the claims are checked here first: every chunk up to IEND must lie inside the bytes we
-// have, and no chunk but IDAT may be larger than DS_PNG_MAX_CHUNK_BYTES (any real ICC profile or
-// caption is far smaller; IDAT is streamed). libpng's limits stay set for what it inflates.
-#define DS_PNG_MAX_CHUNK_BYTES (8u << 20)
+// have, and no chunk but IDAT may be larger than DS_PNG_MAX_CHUNK_BYTES (dataset.h; any real ICC
+// profile or caption is far smaller; IDAT is streamed). libpng's limits stay set for what it inflates.
 #define DS_PNG_MAX_ANCILLARY_CHUNKS 1000u
 #define DS_PNG_MAX_SIDE 1000000u
 
@@ -73,6 +77,11 @@ static int png_check_chunks(const unsigned char *b, size_t n, char *msg, size_t 
 }
 
 int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels, DsImage *out) {
+    return ds_image_decode_png_channels(bytes, n, name, max_pixels, DS_CHANNELS_RGB, out);
+}
+
+int ds_image_decode_png_channels(const unsigned char *bytes, size_t n, const char *name, int64_t max_pixels,
+                                 DsChannels channels, DsImage *out) {
     memset(out, 0, sizeof *out);
     const volatile int64_t limit = max_pixels > 0 ? max_pixels : DS_MAX_PIXELS_DEFAULT;
     PngTrap trap = {.message = ""};
@@ -109,10 +118,12 @@ int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, 
         longjmp(trap.jump, 1);
     }
     int type = png_get_color_type(p, info);
+    int gray = !(type & PNG_COLOR_MASK_COLOR);   // gray or gray+alpha (a palette has the colour bit)
+    int c = gray && channels == DS_CHANNELS_NATIVE ? 1 : 3;
     const char *converted = NULL;
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
-    if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) {
-        png_set_expand_gray_1_2_4_to_8(p);
+    if (gray) png_set_expand_gray_1_2_4_to_8(p);
+    if (gray && c == 3) {
         png_set_gray_to_rgb(p);
         converted = "grayscale PNG";
     }
@@ -121,24 +132,24 @@ int ds_image_decode_png(const unsigned char *bytes, size_t n, const char *name, 
     png_set_strip_alpha(p);
     png_set_interlace_handling(p);
     png_read_update_info(p, info);
-    if (png_get_channels(p, info) != 3 || png_get_bit_depth(p, info) != 8) {
-        snprintf(trap.message, sizeof trap.message, "cannot convert to 8-bit RGB");
+    if ((int)png_get_channels(p, info) != c || png_get_bit_depth(p, info) != 8) {
+        snprintf(trap.message, sizeof trap.message, "cannot convert to 8-bit %s", c == 1 ? "gray" : "RGB");
         longjmp(trap.jump, 1);
     }
-    px = malloc((size_t)w * h * 3);
+    px = malloc((size_t)w * h * c);
     rows = malloc(sizeof(png_bytep) * h);
     if (!px || !rows) {
         snprintf(trap.message, sizeof trap.message, "out of memory for %u x %u pixels", w, h);
         longjmp(trap.jump, 1);
     }
-    for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * 3;
+    for (png_uint_32 y = 0; y < h; y++) rows[y] = px + (size_t)y * w * c;
     png_read_image(p, rows);
     png_read_end(p, NULL);
     png_destroy_read_struct(&p, &info, NULL);
     free(rows);
     out->w = (int)w;
     out->h = (int)h;
-    out->c = 3;
+    out->c = c;
     out->px = px;
     out->converted = converted;
     return 0;
