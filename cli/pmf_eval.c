@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/eval_shards.h"
+#include "cli/eval_readers.h"
 #include "core/core.h"
 #include "eval/eval.h"
 #include "perceptual/perceptual.h"
@@ -347,7 +347,7 @@ int main(int argc, char **argv) {
         a.path1 = gen_path;
     }
     int rc = 0;
-    const EvalShardReader *shards = cli_eval_shard_reader();   // dataset/'s reader, for eval/
+    const EvalReaders *readers = cli_eval_readers();   // dataset/'s shard reader and PNG decoder, for eval/
     EvalRunResult r1, r2;
     memset(&r1, 0, sizeof r1), memset(&r2, 0, sizeof r2);
     EvalRunConfig c1 = a.run;
@@ -355,7 +355,7 @@ int main(int argc, char **argv) {
     // Only --fid's two sets feed KID, precision/recall and class accuracy; --fd-only keeps nothing.
     EvalRunConfig c2 = a.run;
     c1.keep_features = c2.keep_features = !strcmp(a.mode, "fid") && !a.fd_only;
-    if (eval_stats_from_path(a.path1, shards, &net, &c1, &r1)) {
+    if (eval_stats_from_path(a.path1, readers, &net, &c1, &r1)) {
         fprintf(stderr, "pmf_eval: %s\n", core_last_error());
         rc = 1;
     }
@@ -364,7 +364,7 @@ int main(int argc, char **argv) {
         rc = 1;
     }
     if (rc == 0 && !strcmp(a.mode, "fid")) {
-        if (eval_stats_from_path(a.path2, shards, &net, &c2, &r2)) {
+        if (eval_stats_from_path(a.path2, readers, &net, &c2, &r2)) {
             fprintf(stderr, "pmf_eval: %s\n", core_last_error());
             rc = 1;
         } else {
@@ -387,7 +387,7 @@ int main(int argc, char **argv) {
                     EvalRunResult rf;
                     memset(&rf, 0, sizeof rf);
                     EvalFrechet ff;
-                    if (eval_stats_from_path(a.floor_path, shards, &net, &a.run, &rf) || eval_frechet(&rf.stats, &r2.stats, &ff)) {
+                    if (eval_stats_from_path(a.floor_path, readers, &net, &a.run, &rf) || eval_frechet(&rf.stats, &r2.stats, &ff)) {
                         fprintf(stderr, "pmf_eval: floor: %s\n", core_last_error());
                         rc = 1;
                     } else printf("%s floor (%s vs %s): %.10g\n", metric, a.floor_path, a.path2, ff.distance);

@@ -13,15 +13,17 @@
 // This module includes core/ only: it knows nothing of pmf/, dataset/ or perceptual/. cli/pmf_eval
 // plugs other feature networks (the Fashion-MNIST featnet) in through EvalFeatureNet.
 //
-// Why shards arrive through EvalShardReader: the HDF5 shard format has one home, dataset/, whose
-// reader (ds_shard_open, ds_shard_read_range) checks a shard's layout and every size against the
-// file and stated limits before reading pixels. eval/ must use that reader, not a second copy, yet
+// Why shards and PNGs arrive through EvalReaders: the HDF5 shard format and PNG decoding have one
+// home, dataset/, whose readers check every size against the file and stated limits before
+// allocating (ds_shard_open, ds_shard_read_range; ds_image_load_png: chunk lengths, libpng's
+// limits, the pixel limit) and are fuzzed. eval/ must use those readers, not second copies, yet
 // the house plan keeps eval/ and dataset/ from including each other, so that neither drags the
-// other's dependencies (HDF5, libjpeg; LAPACK, Inception) along and each can be tested alone. So
-// eval/ declares what it needs of a shard (count, geometry, labels, a range of images) as a
-// small table of functions, and the caller ties the two modules together: cli/eval_shards.c
-// wraps dataset/'s reader into it for pmf_eval and the tests. eval/ keeps its own readers only
-// for what no other module owns: folders of PNGs and .npz statistics.
+// other's dependencies (HDF5, libjpeg, libpng; LAPACK, Inception) along and each can be tested
+// alone. So eval/ declares what it needs of a shard (count, geometry, labels, a range of images)
+// and of an image file (its pixels) as small tables of functions, and the caller ties the two
+// modules together: cli/eval_readers.c wraps dataset/'s readers into them for pmf_eval and the
+// tests. eval/ keeps its own reader only for what no other module owns: .npz statistics (and it
+// lists folders itself).
 #ifndef PMF_EVAL_H
 #define PMF_EVAL_H
 
@@ -242,7 +244,7 @@ void inception_runner_free(InceptionRunner *r);
 EvalFeatureNet inception_feature_net(InceptionRunner *r);
 
 // How eval reads HDF5 shards (see the top of this file for why it is given one): the caller's
-// reader, cli/eval_shards.c's for dataset/'s. A shard is (n, h, w, c) uint8 images, and maybe an
+// reader, cli/eval_readers.c's for dataset/'s. A shard is (n, h, w, c) uint8 images, and maybe an
 // int32 label per image.
 typedef struct EvalShardInfo {
     int64_t n;                // images
@@ -261,12 +263,29 @@ typedef struct EvalShardReader {
     void (*close)(void *shard);
 } EvalShardReader;
 
-// An image source: a folder of PNGs (sorted by name; 8-bit gray/RGB, alpha dropped, palette
-// expanded, 16-bit reduced to 8), an HDF5 shard (what pmf_sample --h5 writes: "images" (N, S, S, C)
-// uint8, C = 1 or 3, and int32 "labels") or a folder of pmf_prepare's shards (shard-*.h5). Shards
-// are read through `shards`; with NULL they are refused with a message.
+// How eval decodes each file of a folder of PNGs (see the top of this file for why it is given
+// one): the caller's decoder, cli/eval_readers.c's for dataset/'s (gray stays gray, alpha dropped,
+// palettes expanded, 16-bit reduced to 8, as PIL's convert("L") / convert("RGB")).
+typedef struct EvalImageDecoder {
+    void *ctx;
+    // The image at `path` as 8-bit pixels (h, w, c), row-major, c = 1 (gray) or 3 (RGB), in a
+    // malloc'd buffer eval frees. NULL and a message naming the file on any problem.
+    uint8_t *(*decode_file)(void *ctx, const char *path, int *h, int *w, int *c);
+} EvalImageDecoder;
+
+// The readers of the formats eval/ reads but does not own. Either may be NULL: a source that
+// needs it is then refused with a message, never read some other way.
+typedef struct EvalReaders {
+    const EvalShardReader *shards;
+    const EvalImageDecoder *images;
+} EvalReaders;
+
+// An image source: a folder of PNGs (sorted by name; each decoded by `readers->images`), an HDF5
+// shard (what pmf_sample --h5 writes: "images" (N, S, S, C) uint8, C = 1 or 3, and int32 "labels")
+// or a folder of pmf_prepare's shards (shard-*.h5), read through `readers->shards`. `readers`
+// may be NULL (neither).
 typedef struct EvalSource EvalSource;
-EvalSource *eval_source_open(const char *path, const EvalShardReader *shards);   // NULL and a message
+EvalSource *eval_source_open(const char *path, const EvalReaders *readers);   // NULL and a message
 int64_t eval_source_count(const EvalSource *s);
 // The next up to max_n images, all of one size (a folder of mixed sizes is cut where the size
 // changes), as (n, H, W, C) uint8 in a buffer the source owns until the next call. *n is the count:
@@ -302,9 +321,9 @@ typedef struct EvalRunResult {
 } EvalRunResult;
 
 // `path`: an .npz of statistics (read as is; its dim must match net->dim), or any image source
-// eval_source_open takes (shards through `shards`). Frees nothing of net. -1 and a message naming
-// the path on failure.
-int eval_stats_from_path(const char *path, const EvalShardReader *shards, const EvalFeatureNet *net,
+// eval_source_open takes (through `readers`). Frees nothing of net. -1 and a message naming the
+// path on failure.
+int eval_stats_from_path(const char *path, const EvalReaders *readers, const EvalFeatureNet *net,
                          const EvalRunConfig *cfg, EvalRunResult *out);
 void eval_run_result_free(EvalRunResult *r);
 

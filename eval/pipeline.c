@@ -1,14 +1,13 @@
-// eval/pipeline.c: from a path to statistics: image sources (a folder of PNGs through libpng, an
-// HDF5 shard or a folder of them through the EvalShardReader the caller gives), InceptionV3 as a
-// feature network, the batch loop with its progress bar, the streaming mean/covariance and
-// Inception Score.
+// eval/pipeline.c: from a path to statistics: image sources (a folder of PNGs, an HDF5 shard or a
+// folder of them, read through the EvalReaders the caller gives), InceptionV3 as a feature
+// network, the batch loop with its progress bar, the streaming mean/covariance and Inception Score.
 // Not here: the network (inception.c), the numbers (frechet.c), the .npz format (npz.c), the shard
-// format (its one reader is reached only through EvalShardReader; see eval.h for why).
+// format and PNG decoding (their one readers, in dataset/, are reached only through EvalReaders;
+// see eval.h for why).
 #include "eval.h"
 
 #include <ctype.h>
 #include <dirent.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,8 @@ struct EvalSource {
     SourceKind kind;
     char *path;
     int64_t n, pos;
-    // PNG folder
+    // PNG folder, each file decoded by `images`
+    const EvalImageDecoder *images;
     char **files;
     uint8_t *pending;            // an image read but not yet returned (its size differed)
     int pend_h, pend_w, pend_c;
@@ -79,7 +79,7 @@ static int has_ext(const char *name, const char *ext) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static EvalSource *open_folder(const char *path, const EvalShardReader *reader) {
+static EvalSource *open_folder(const char *path, const EvalReaders *readers) {
     DIR *d = opendir(path);
     if (!d) {
         core_set_error("eval: cannot open folder '%s'", path);
@@ -120,7 +120,7 @@ static EvalSource *open_folder(const char *path, const EvalShardReader *reader) 
         qsort(shards, (size_t)n_shards, sizeof(char *), cmp_str);
         eval_source_close(s);
         EvalSource *sh = NULL;
-        if (reader) sh = open_shards(path, shards, n_shards, reader);
+        if (readers && readers->shards) sh = open_shards(path, shards, n_shards, readers->shards);
         else core_set_error("eval: folder '%s' holds HDF5 shards (shard-*.h5) but no shard reader was given", path);
         for (int i = 0; i < n_shards; i++) free(shards[i]);
         free(shards);
@@ -139,12 +139,18 @@ static EvalSource *open_folder(const char *path, const EvalShardReader *reader) 
         eval_source_close(s);
         return NULL;
     }
+    if (!readers || !readers->images) {
+        core_set_error("eval: folder '%s' holds PNG images but no image decoder was given", path);
+        eval_source_close(s);
+        return NULL;
+    }
+    s->images = readers->images;
     qsort(s->files, (size_t)s->n, sizeof(char *), cmp_str);
     return s;
 }
 
 // One shard (pmf_sample --h5, or one of pmf_prepare's) through the caller's reader, which checks
-// its layout and sizes before reading pixels (cli/eval_shards.c's does).
+// its layout and sizes before reading pixels (cli/eval_readers.c's does).
 static EvalSource *open_shard(const char *path, const EvalShardReader *reader) {
     EvalShardInfo info = {0};
     void *shard = reader->open(reader->ctx, path, &info);
@@ -165,13 +171,14 @@ static EvalSource *open_shard(const char *path, const EvalShardReader *reader) {
     return s;
 }
 
-EvalSource *eval_source_open(const char *path, const EvalShardReader *shards) {
+EvalSource *eval_source_open(const char *path, const EvalReaders *readers) {
+    const EvalShardReader *shards = readers ? readers->shards : NULL;
     struct stat stt;
     if (stat(path, &stt) != 0) {
         core_set_error("eval: '%s' does not exist", path);
         return NULL;
     }
-    if (S_ISDIR(stt.st_mode)) return open_folder(path, shards);
+    if (S_ISDIR(stt.st_mode)) return open_folder(path, readers);
     if (shards && shards->claims(shards->ctx, path)) return open_shard(path, shards);
     if (!shards && (has_ext(path, ".h5") || has_ext(path, ".hdf5"))) {
         core_set_error("eval: '%s' looks like an HDF5 shard but no shard reader was given", path);
@@ -227,35 +234,17 @@ static void ensure(EvalSource *s, size_t bytes) {
     }
 }
 
-// One PNG as 8-bit gray (C = 1) or RGB (C = 3), alpha dropped as PIL's convert('RGB') does (not
-// composited), palettes expanded, 16-bit reduced by libpng's simplified API.
-static uint8_t *read_png(const char *path, int *H, int *W, int *C) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) {
-        core_set_error("eval: cannot read PNG '%s': %s", path, im.message);
+// One PNG through the caller's decoder (its message names the file). The decoder is code, not a
+// file, but its numbers size our buffers: refuse nonsense here too.
+static uint8_t *decode_png(const EvalSource *s, const char *path, int *H, int *W, int *C) {
+    *H = *W = *C = 0;
+    uint8_t *px = s->images->decode_file(s->images->ctx, path, H, W, C);
+    if (px && (*H <= 0 || *W <= 0 || *H > 65536 || *W > 65536 || (*C != 1 && *C != 3))) {
+        core_set_error("eval: PNG '%s': the decoder reports %dx%dx%d pixels (C must be 1 or 3)", path, *H, *W, *C);
+        free(px);
         return NULL;
     }
-    int color = (im.format & PNG_FORMAT_FLAG_COLOR) != 0;
-    im.format = color ? PNG_FORMAT_RGBA : PNG_FORMAT_GA;
-    int inC = color ? 4 : 2;
-    if (im.width == 0 || im.height == 0 || im.width > 16384 || im.height > 16384) {
-        png_image_free(&im);
-        core_set_error("eval: PNG '%s' has an implausible size %ux%u", path, im.width, im.height);
-        return NULL;
-    }
-    uint8_t *raw = core_malloc(PNG_IMAGE_SIZE(im), "png pixels");
-    if (!png_image_finish_read(&im, NULL, raw, 0, NULL)) {
-        free(raw);
-        core_set_error("eval: cannot decode PNG '%s': %s", path, im.message);
-        return NULL;
-    }
-    *H = (int)im.height, *W = (int)im.width, *C = color ? 3 : 1;
-    size_t np = (size_t)im.width * im.height;
-    for (size_t i = 0; i < np; i++)   // drop alpha in place
-        for (int c = 0; c < *C; c++) raw[i * *C + c] = raw[i * inC + c];
-    return raw;
+    return px;
 }
 
 const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W, int *C) {
@@ -292,7 +281,7 @@ const uint8_t *eval_source_next(EvalSource *s, int max_n, int *n, int *H, int *W
         if (s->pending) img = s->pending, h = s->pend_h, w = s->pend_w, c = s->pend_c, s->pending = NULL;
         else {
             if (s->pos >= s->n) break;
-            img = read_png(s->files[s->pos], &h, &w, &c);
+            img = decode_png(s, s->files[s->pos], &h, &w, &c);
             if (!img) {
                 *n = -1;
                 return NULL;
@@ -386,7 +375,7 @@ static void progress(const char *label, int64_t done, int64_t total, double t0, 
     fflush(stderr);
 }
 
-int eval_stats_from_path(const char *path, const EvalShardReader *shards, const EvalFeatureNet *net, const EvalRunConfig *cfg,
+int eval_stats_from_path(const char *path, const EvalReaders *readers, const EvalFeatureNet *net, const EvalRunConfig *cfg,
                          EvalRunResult *out) {
     memset(out, 0, sizeof *out);
     double t0 = core_now();
@@ -403,7 +392,7 @@ int eval_stats_from_path(const char *path, const EvalShardReader *shards, const 
         out->seconds = core_now() - t0;
         return 0;
     }
-    EvalSource *src = eval_source_open(path, shards);
+    EvalSource *src = eval_source_open(path, readers);
     if (!src) return -1;
     int64_t total = eval_source_count(src);
     if (cfg->max_images > 0 && cfg->max_images < total) total = cfg->max_images;

@@ -11,6 +11,10 @@
 // - The image pipeline: a PNG folder, an HDF5 shard and a folder of shards of the same pixels give
 //   the same statistics, equal to those of the features computed directly; a damaged shard given
 //   to pmf_eval is refused with a message naming it.
+// - PNG folders through dataset/'s decoder (cli/eval_readers.c): gray, gray+alpha, 2- and 16-bit
+//   gray, RGB, RGBA, palette and 16-bit RGB files give the pixels the PNG format and PIL say (gray
+//   kept as one channel), batches cut where the geometry changes; a chunk over dataset/'s limit
+//   is refused with dataset/'s message by eval and by pmf_eval.
 #include "harness.h"
 
 #include <math.h>
@@ -20,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/eval_shards.h"
+#include "cli/eval_readers.h"
 #include "dataset/dataset.h"
 #include "eval/eval.h"
 #include "perceptual/perceptual.h"
@@ -529,7 +533,7 @@ START_TEST(test_pipeline_png_hdf5) {
                 cov[a * PIPE_DIM + b] += (feat[i * PIPE_DIM + a] - mu[a]) * (feat[i * PIPE_DIM + b] - mu[b]) / (PIPE_N - 1.0);
 
     EvalFeatureNet net = {"toy", PIPE_DIM, 0, toy_fn, NULL};
-    const EvalShardReader *shards = cli_eval_shard_reader();   // dataset/'s, as pmf_eval gives it
+    const EvalReaders *readers = cli_eval_readers();   // dataset/'s, as pmf_eval gives them
     EvalRunConfig cfg;
     eval_run_config_default(&cfg);
     cfg.batch = 4;   // 13 = 4 + 4 + 4 + 1
@@ -538,7 +542,7 @@ START_TEST(test_pipeline_png_hdf5) {
     const char *mu_label[3] = {"png mu", "hdf5 mu", "shard folder mu"}, *sg_label[3] = {"png sigma", "hdf5 sigma", "shard folder sigma"};
     for (int p = 0; p < 3; p++) {
         EvalRunResult r;
-        ck_assert_msg(eval_stats_from_path(paths[p], shards, &net, &cfg, &r) == 0, "%s", core_last_error());
+        ck_assert_msg(eval_stats_from_path(paths[p], readers, &net, &cfg, &r) == 0, "%s", core_last_error());
         ck_assert(r.n_images == PIPE_N && !r.from_npz);
         ck_assert(compare_rel_d(mu_label[p], r.stats.mu, mu, PIPE_DIM) < 1e-12);
         ck_assert(compare_rel_d(sg_label[p], r.stats.sigma, cov, PIPE_DIM * PIPE_DIM) < 1e-10);
@@ -546,7 +550,7 @@ START_TEST(test_pipeline_png_hdf5) {
         snprintf(f, sizeof f, "%s/stats%d.npz", dir, p);
         ck_assert(eval_stats_save_npz(f, &r.stats) == 0);
         EvalRunResult back;
-        ck_assert_msg(eval_stats_from_path(f, shards, &net, &cfg, &back) == 0, "%s", core_last_error());
+        ck_assert_msg(eval_stats_from_path(f, readers, &net, &cfg, &back) == 0, "%s", core_last_error());
         ck_assert(back.from_npz && !memcmp(back.stats.sigma, r.stats.sigma, sizeof cov));
         EvalFrechet fr;
         ck_assert(eval_frechet(&r.stats, &back.stats, &fr) == 0 && fabs(fr.distance) < 1e-12);
@@ -560,7 +564,7 @@ START_TEST(test_pipeline_png_hdf5) {
     cfg.keep_features = 1;
     for (int p = 0; p < 3; p++) {
         EvalRunResult r;
-        ck_assert_msg(eval_stats_from_path(paths[p], shards, &lnet, &cfg, &r) == 0, "%s", core_last_error());
+        ck_assert_msg(eval_stats_from_path(paths[p], readers, &lnet, &cfg, &r) == 0, "%s", core_last_error());
         ck_assert(r.features && !memcmp(r.features, feat, sizeof feat));
         for (int i = 0; i < PIPE_N; i++) ck_assert_int_eq(r.predicted[i], feat[i * PIPE_DIM + 3] > feat[i * PIPE_DIM] ? 1 : 0);
         if (p == 0) ck_assert(r.labels == NULL);
@@ -571,14 +575,14 @@ START_TEST(test_pipeline_png_hdf5) {
     // max_images, and errors that name the input
     cfg.max_images = 5;
     EvalRunResult r;
-    ck_assert(eval_stats_from_path(h5, shards, &net, &cfg, &r) == 0 && r.n_images == 5);
+    ck_assert(eval_stats_from_path(h5, readers, &net, &cfg, &r) == 0 && r.n_images == 5);
     eval_run_result_free(&r);
-    ck_assert(eval_stats_from_path("/nonexistent/x", shards, &net, &cfg, &r) == -1);
+    ck_assert(eval_stats_from_path("/nonexistent/x", readers, &net, &cfg, &r) == -1);
     ck_assert_msg(strstr(core_last_error(), "/nonexistent/x"), "message: %s", core_last_error());
     snprintf(f, sizeof f, "%s/notes.jpg", pngdir);
     FILE *j = fopen(f, "w");
     fclose(j);
-    ck_assert(eval_stats_from_path(pngdir, shards, &net, &cfg, &r) == -1);
+    ck_assert(eval_stats_from_path(pngdir, readers, &net, &cfg, &r) == -1);
     ck_assert_msg(strstr(core_last_error(), "only PNG"), "message: %s", core_last_error());
     unlink(f);
     for (int i = 0; i < PIPE_N; i++) {
@@ -633,11 +637,204 @@ START_TEST(test_damaged_shard_named_by_pmf_eval) {
         ck_assert_msg(strstr(out, bad[b]) && strstr(out, "shard"), "the message does not name %s:\n%s", bad[b], out);
     }
     // the undamaged shard is read (this set of 13 images needs Inception, so only as a source)
-    EvalSource *src = eval_source_open(good, cli_eval_shard_reader());
+    EvalSource *src = eval_source_open(good, cli_eval_readers());
     ck_assert_msg(src && eval_source_count(src) == PIPE_N, "%s", core_last_error());
     eval_source_close(src);
     unlink(good), unlink(cut), unlink(junk), unlink(stats);
     rmdir(dir);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------------------------
+// PNG folders: every kind of PNG, decoded by dataset/'s one PNG reader (cli/eval_readers.c)
+
+// A PNG of any colour type and bit depth through libpng's writer: `v` holds one sample per channel
+// (palette indices for PNG_COLOR_TYPE_PALETTE; up to 65535 at 16 bits), row-major. Palettes are
+// PAL with a tRNS entry; text_bytes > 0 adds a tEXt chunk whose data is that long.
+static const png_color PAL[4] = {{10, 20, 30}, {200, 100, 50}, {0, 255, 128}, {77, 78, 79}};
+static void write_png_kind(const char *path, int w, int h, int depth, int type, const uint16_t *v, size_t text_bytes) {
+    int ch = type == PNG_COLOR_TYPE_RGB ? 3 : type == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
+    FILE *f = fopen(path, "wb");
+    ck_assert(f);
+    png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(p);
+    ck_assert(p && info);
+    if (setjmp(png_jmpbuf(p))) ck_abort_msg("libpng failed to write %s", path);
+    png_init_io(p, f);
+    png_set_IHDR(p, info, (png_uint_32)w, (png_uint_32)h, depth, type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    if (type == PNG_COLOR_TYPE_PALETTE) {
+        png_set_PLTE(p, info, PAL, 4);
+        png_byte alpha[2] = {0, 128};   // transparent entries: tRNS is ignored, as PIL's convert("RGB")
+        png_set_tRNS(p, info, alpha, 2, NULL);
+    }
+    char *text = NULL;
+    if (text_bytes) {   // keyword "k", a NUL, then text_bytes - 2 bytes of text
+        text = malloc(text_bytes);
+        memset(text, 'x', text_bytes - 2);
+        text[text_bytes - 2] = 0;
+        png_text t = {.compression = PNG_TEXT_COMPRESSION_NONE, .key = "k", .text = text, .text_length = text_bytes - 2};
+        png_set_text(p, info, &t, 1);
+    }
+    png_write_info(p, info);
+    if (depth < 8) png_set_packing(p);   // one sample per byte in, packed in the file
+    uint8_t *row = malloc((size_t)w * ch * 2);
+    for (int y = 0; y < h; y++) {
+        for (int k = 0; k < w * ch; k++) {
+            uint16_t x = v[(size_t)y * w * ch + k];
+            if (depth == 16) row[2 * k] = (uint8_t)(x >> 8), row[2 * k + 1] = (uint8_t)x;   // big-endian
+            else row[k] = (uint8_t)x;
+        }
+        png_write_row(p, row);
+    }
+    png_write_end(p, NULL);
+    png_destroy_write_struct(&p, &info);
+    ck_assert(fclose(f) == 0);
+    free(row), free(text);
+}
+
+#define KIND_W 5
+#define KIND_H 4
+typedef struct PngKind {
+    const char *name;
+    int w, h, depth, type;
+    int want_c;   // what eval must hand its network: 1 for gray (and gray+alpha), 3 for the rest
+} PngKind;
+
+// The pixels eval must see for samples v of kind k, from the PNG specification and PIL's
+// conversions (convert("L") / convert("RGB")): alpha dropped, never composited; palette indices
+// looked up; 1/2/4-bit gray scaled to 0..255; 16-bit samples reduced to their high byte.
+static void expected_pixels(const PngKind *k, const uint16_t *v, uint8_t *out) {
+    int in_c = k->type == PNG_COLOR_TYPE_RGB ? 3 : k->type == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : k->type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
+    for (int i = 0; i < k->w * k->h; i++)
+        for (int c = 0; c < k->want_c; c++) {
+            uint16_t x = v[i * in_c + (k->type == PNG_COLOR_TYPE_PALETTE ? 0 : c)];
+            if (k->type == PNG_COLOR_TYPE_PALETTE) {
+                const png_color *e = &PAL[x];
+                out[i * 3 + c] = c == 0 ? e->red : c == 1 ? e->green : e->blue;
+            } else
+                out[i * k->want_c + c] = (uint8_t)(k->depth == 16 ? x >> 8 : k->depth < 8 ? x * (255 / ((1 << k->depth) - 1)) : x);
+        }
+}
+
+// A folder of gray, gray+alpha, 2-bit and 16-bit gray, RGB, RGBA, palette (with tRNS) and 16-bit
+// RGB PNGs, and two of another size, read by eval through cli_eval_readers(): gray ones stay one
+// channel, each batch holds one geometry, and every pixel is what the PNG format and PIL say.
+START_TEST(test_png_folder_of_every_kind) {
+    static const PngKind kinds[] = {
+        {"a_gray8.png", KIND_W, KIND_H, 8, PNG_COLOR_TYPE_GRAY, 1},
+        {"b_gray_alpha.png", KIND_W, KIND_H, 8, PNG_COLOR_TYPE_GRAY_ALPHA, 1},
+        {"c_gray2.png", KIND_W, KIND_H, 2, PNG_COLOR_TYPE_GRAY, 1},
+        {"d_gray16.png", KIND_W, KIND_H, 16, PNG_COLOR_TYPE_GRAY, 1},
+        {"e_rgb8.png", KIND_W, KIND_H, 8, PNG_COLOR_TYPE_RGB, 3},
+        {"f_rgba8.png", KIND_W, KIND_H, 8, PNG_COLOR_TYPE_RGB_ALPHA, 3},
+        {"g_palette.png", KIND_W, KIND_H, 8, PNG_COLOR_TYPE_PALETTE, 3},
+        {"h_rgb16.png", KIND_W, KIND_H, 16, PNG_COLOR_TYPE_RGB, 3},
+        {"i_rgb8_7x3.png", 7, 3, 8, PNG_COLOR_TYPE_RGB, 3},   // another size: a batch of its own
+        {"j_gray8_7x3.png", 7, 3, 8, PNG_COLOR_TYPE_GRAY, 1},   // same size, another C: one more
+    };
+    enum { N_KINDS = sizeof kinds / sizeof *kinds };
+    const int want_batches[] = {4, 4, 1, 1};   // images per batch, in name order
+    char dir[] = "/tmp/pmf_test_eval_kinds_XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char path[N_KINDS][1100];
+    uint8_t *want[N_KINDS];
+    for (int i = 0; i < N_KINDS; i++) {
+        const PngKind *k = &kinds[i];
+        int in_c = k->type == PNG_COLOR_TYPE_RGB ? 3 : k->type == PNG_COLOR_TYPE_RGB_ALPHA ? 4 : k->type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
+        int n = k->w * k->h * in_c, top = k->type == PNG_COLOR_TYPE_PALETTE ? 4 : (1 << k->depth);
+        uint16_t *v = malloc((size_t)n * sizeof *v);
+        for (int j = 0; j < n; j++) v[j] = (uint16_t)(splitmix64(((uint64_t)91 << 40) + (uint64_t)(i * 1000 + j)) % (uint64_t)top);
+        snprintf(path[i], sizeof path[i], "%s/%s", dir, k->name);
+        write_png_kind(path[i], k->w, k->h, k->depth, k->type, v, 0);
+        want[i] = malloc((size_t)k->w * k->h * k->want_c);
+        expected_pixels(k, v, want[i]);
+        free(v);
+    }
+    EvalSource *src = eval_source_open(dir, cli_eval_readers());
+    ck_assert_msg(src && eval_source_count(src) == N_KINDS && !strcmp(eval_source_kind(src), "png-folder"), "%s",
+                  core_last_error());
+    int n, H, W, C, at = 0, batches = 0;
+    const uint8_t *px;
+    while ((px = eval_source_next(src, 16, &n, &H, &W, &C))) {
+        ck_assert_int_lt(batches, 4);
+        ck_assert_int_eq(n, want_batches[batches]);
+        for (int b = 0; b < n; b++, at++) {
+            const PngKind *k = &kinds[at];
+            ck_assert_msg(H == k->h && W == k->w && C == k->want_c, "%s read as %dx%dx%d, expected %dx%dx%d", k->name, H, W,
+                          C, k->h, k->w, k->want_c);
+            size_t bytes = (size_t)H * W * C;
+            for (size_t j = 0; j < bytes; j++)
+                ck_assert_msg(px[b * bytes + j] == want[at][j], "%s: byte %zu is %d, expected %d", k->name, j,
+                              px[b * bytes + j], want[at][j]);
+        }
+        batches++;
+    }
+    ck_assert_msg(n == 0, "%s", core_last_error());
+    ck_assert_int_eq(at, N_KINDS);
+    eval_source_close(src);
+    for (int i = 0; i < N_KINDS; i++) unlink(path[i]), free(want[i]);
+    rmdir(dir);
+}
+END_TEST
+
+// A decoder that claims two-channel pixels: eval refuses them, naming the file.
+static uint8_t *two_channel_decoder(void *ctx, const char *path, int *h, int *w, int *c) {
+    *h = 2, *w = 2, *c = 2;
+    return calloc(8, 1);
+}
+
+// The PNGs of a folder are decoded by dataset/'s reader and no other: a tEXt chunk one byte over
+// DS_PNG_MAX_CHUNK_BYTES (which libpng alone, and eval's former reader, skipped with a warning,
+// decoding the image) is refused with dataset/'s message, by the library and by pmf_eval; the
+// same image with a small caption is read. Without a decoder a PNG folder is refused, and a
+// decoder's impossible answer too.
+START_TEST(test_png_folder_uses_dataset_decoder) {
+    char dir[] = "/tmp/pmf_test_eval_pngchunk_XXXXXX";
+    ck_assert(mkdtemp(dir));
+    char folder[1100], png[1200], stats[1100];
+    snprintf(folder, sizeof folder, "%s/set", dir);
+    snprintf(png, sizeof png, "%s/00000.png", folder);
+    snprintf(stats, sizeof stats, "%s/ref.npz", dir);
+    ck_assert(mkdir(folder, 0700) == 0);
+    uint16_t v[PIPE_S * PIPE_S];
+    for (int i = 0; i < PIPE_S * PIPE_S; i++) v[i] = pipe_px(0, i);
+    EvalFeatureNet net = {"toy", PIPE_DIM, 0, toy_fn, NULL};
+    EvalRunConfig cfg;
+    eval_run_config_default(&cfg);
+    cfg.progress = 0;
+    EvalRunResult r;
+
+    char second[1200];   // a second image, so that there are statistics (n >= 2)
+    snprintf(second, sizeof second, "%s/00001.png", folder);
+    write_png_kind(second, PIPE_S, PIPE_S, 8, PNG_COLOR_TYPE_GRAY, v, 0);
+    write_png_kind(png, PIPE_S, PIPE_S, 8, PNG_COLOR_TYPE_GRAY, v, 1000);   // a 1000-byte caption: read
+    ck_assert_msg(eval_stats_from_path(folder, cli_eval_readers(), &net, &cfg, &r) == 0, "%s", core_last_error());
+    ck_assert_int_eq(r.n_images, 2);
+    eval_run_result_free(&r);
+
+    write_png_kind(png, PIPE_S, PIPE_S, 8, PNG_COLOR_TYPE_GRAY, v, (size_t)DS_PNG_MAX_CHUNK_BYTES + 1);
+    ck_assert_msg(eval_stats_from_path(folder, cli_eval_readers(), &net, &cfg, &r) == -1, "the oversized chunk was accepted");
+    const char *msg = core_last_error();
+    printf("eval on a PNG with a %u-byte tEXt chunk: %s\n", DS_PNG_MAX_CHUNK_BYTES + 1, msg);
+    ck_assert_msg(strstr(msg, png) && strstr(msg, "chunk 'tEXt'") && strstr(msg, "limit"), "not dataset/'s message: %s", msg);
+    write_diag_stats(stats, INCEPTION_FEATURE_DIM, 0.0);
+    char args[4000], out[8192];
+    snprintf(args, sizeof args, "--fid %s %s --weights /nonexistent/inception.safetensors", folder, stats);
+    int rc = test_run_program("pmf_eval", args, out, sizeof out);
+    printf("pmf_eval on it -> %d: %s", rc, out);
+    ck_assert_msg(rc != 0 && strstr(out, png) && strstr(out, "chunk 'tEXt'"), "pmf_eval did not refuse %s with dataset/'s "
+                  "message:\n%s", png, out);
+
+    // no decoder: the folder is refused by name, not read some other way; a decoder's nonsense too
+    EvalReaders none = {cli_eval_readers()->shards, NULL};
+    ck_assert(eval_source_open(folder, &none) == NULL);
+    ck_assert_msg(strstr(core_last_error(), folder) && strstr(core_last_error(), "no image decoder"), "%s", core_last_error());
+    EvalImageDecoder two = {NULL, two_channel_decoder};
+    EvalReaders odd = {NULL, &two};
+    ck_assert_msg(eval_stats_from_path(folder, &odd, &net, &cfg, &r) == -1, "2-channel pixels were accepted");
+    ck_assert_msg(strstr(core_last_error(), png) && strstr(core_last_error(), "2x2x2"), "%s", core_last_error());
+    unlink(png), unlink(second), unlink(stats), rmdir(folder), rmdir(dir);
 }
 END_TEST
 
@@ -656,6 +853,8 @@ int main(void) {
     tcase_add_test(tc, test_missing_weights_message);
     tcase_add_test(tc, test_pipeline_png_hdf5);
     tcase_add_test(tc, test_damaged_shard_named_by_pmf_eval);
+    tcase_add_test(tc, test_png_folder_of_every_kind);
+    tcase_add_test(tc, test_png_folder_uses_dataset_decoder);
     tcase_add_test(tc, test_inception_hash_weights);
     tcase_add_test(tc, test_inception_299);
     tcase_add_test(tc, test_inception_small_u8);

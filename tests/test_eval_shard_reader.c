@@ -7,7 +7,7 @@
 // - the reader's errors (open, read) reach the caller with the reader's message, and nothing is
 //   left open; a shard with no images, mixed geometries, no reader at all and a file the reader
 //   does not claim are refused with a message naming the file.
-// dataset/'s real reader behind this interface is tested in test_eval (cli/eval_shards.c).
+// dataset/'s real reader behind this interface is tested in test_eval (cli/eval_readers.c).
 #include "harness.h"
 
 #include <stdlib.h>
@@ -102,6 +102,12 @@ static EvalShardReader fake_reader(FakeReader *r) {
     return e;
 }
 
+// eval's readers with the fake shard reader and no image decoder (NULL: no shard reader either).
+static EvalReaders with_shards(const EvalShardReader *reader) {
+    EvalReaders rd = {reader, NULL};
+    return rd;
+}
+
 // Features of one image: its first byte, its last byte and its mean, all / 255.
 static void image_features(const uint8_t *im, int64_t bytes, float *f) {
     double sum = 0;
@@ -130,7 +136,8 @@ static void check_features(const char *path, const EvalShardReader *reader, int6
     EvalRunConfig cfg;
     eval_run_config_default(&cfg);
     cfg.batch = 4, cfg.progress = 0, cfg.keep_features = 1;
-    ck_assert_msg(eval_stats_from_path(path, reader, &net, &cfg, r) == 0, "%s", core_last_error());
+    EvalReaders rd = with_shards(reader);
+    ck_assert_msg(eval_stats_from_path(path, &rd, &net, &cfg, r) == 0, "%s", core_last_error());
     ck_assert_int_eq(r->n_images, n);
     uint8_t *im = malloc((size_t)bytes);
     float *want = malloc((size_t)n * FAKE_DIM * sizeof(float));
@@ -185,7 +192,8 @@ START_TEST(test_shards_come_from_the_reader) {
     ck_assert_int_eq(fr.closes, 5);
 
     // eval_source_open/next directly: one batch never spans two shards
-    EvalSource *src = eval_source_open(folder, &reader);
+    EvalReaders rd = with_shards(&reader);
+    EvalSource *src = eval_source_open(folder, &rd);
     ck_assert_msg(src && eval_source_count(src) == 13 && !strcmp(eval_source_kind(src), "hdf5-shards"), "%s",
                   core_last_error());
     int n, H, W, C, sizes[8], calls = 0;
@@ -208,7 +216,8 @@ static void expect_refused(const char *path, const EvalShardReader *reader, cons
     eval_run_config_default(&cfg);
     cfg.batch = 4, cfg.progress = 0, cfg.keep_features = 0;
     EvalRunResult r;
-    ck_assert_msg(eval_stats_from_path(path, reader, &net, &cfg, &r) == -1, "'%s' was accepted", path);
+    EvalReaders rd = with_shards(reader);
+    ck_assert_msg(eval_stats_from_path(path, &rd, &net, &cfg, &r) == -1, "'%s' was accepted", path);
     const char *msg = core_last_error();
     printf("refused: %s\n", msg);
     ck_assert_msg(strstr(msg, want1) && (!want2 || strstr(msg, want2)), "message for '%s': %s", path, msg);
