@@ -93,7 +93,7 @@ START_TEST(corpus_npy) { replay("npy", fuzz_npy, 5, 4); }
 END_TEST
 START_TEST(corpus_idx) { replay("idx", fuzz_idx, 4, 4); }
 END_TEST
-START_TEST(corpus_png) { replay("png", fuzz_png, 8, 5); }
+START_TEST(corpus_png) { replay("png", fuzz_png, 8, 6); }
 END_TEST
 START_TEST(corpus_shard) { replay("shard", fuzz_shard, 3, 1); }
 END_TEST
