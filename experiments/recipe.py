@@ -77,7 +77,8 @@ def sampling_sweep(sh, ckpt):
                 have[key(*g)] = r
                 with open(log, "a") as f:
                     f.write(json.dumps(r) + "\n")
-                os.remove(os.path.join(out, "s_%g_%g_%g_%d.jsonl" % key(*g)))
+                for ext in (".jsonl", ".log"):
+                    os.remove(os.path.join(out, "s_%g_%g_%g_%d" % key(*g) + ext))
         return [have[key(*g)] for g in grid]
 
     first = run([(w, iv, 0) for w in s["sampling_omegas"] for iv in s["sampling_intervals"]])
