@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "                   official evaluation setting, e.g. 7.5 for B/16)\n"
             "  --t-min A --t-max B   guidance interval (default: the checkpoint's sampling.t_min, t_max)\n"
             "  --classes 0,3,7  classes to cycle through (default: every class, balanced)\n"
-            "  --ema K          use the checkpoint's EMA K (default 0: the first EMA, the shortest half-life of\n"
+            "  --ema K          use the checkpoint's EMA K (default 0: the first half-life listed in\n"
             "                   training.ema_val, as pmf_train's samples.png); -1 for the raw weights\n"
             "  --seed S         noise seed (default 0)\n"
             "  --batch B        images per forward pass (default 64; lowered to what memory holds)\n"

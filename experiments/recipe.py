@@ -59,7 +59,7 @@ def sampling_sweep(sh, ckpt):
     Two evaluations at a time, one thread each; settings already in sampling.jsonl are kept."""
     from concurrent.futures import ThreadPoolExecutor
     s = settings()
-    out = os.path.join(HERE, "results", "recipe", "sampling")
+    out = os.path.join(HERE, "results", "recipe", "sampling", os.path.basename(os.path.dirname(ckpt)))
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "sampling.jsonl")
     key = lambda w, iv, e: (float(w), float(iv[0]), float(iv[1]), int(e))
@@ -115,12 +115,18 @@ def run_arm(sh, arm, threads, i, n):
         return
     os.makedirs(out, exist_ok=True)
     from run import flatten
+    base = os.path.join(ROOT, delta.pop("base", s["base"]))   # stage d: the default run's config
     over = [f"{k}={v}" for k, v in flatten(delta)]
-    print(f"[{i}/{n}] recipe/{arm}: training ({' '.join(over)}) at {threads} thread(s) ...", flush=True)
-    t0 = time.time()
-    sh([os.path.join(BUILD, "pmf_train"), "--config", os.path.join(ROOT, s["base"]), "--threads", str(threads)]
-       + over + ["--out", out], os.path.join(out, "train.log"))
-    wall = time.time() - t0
+    trained = os.path.join(out, "trained.json")   # a killed run's evaluations start again, not its training
+    if os.path.exists(trained):
+        wall = json.load(open(trained))["wall_s"]
+    else:
+        print(f"[{i}/{n}] recipe/{arm}: training ({' '.join(over)}) at {threads} thread(s) ...", flush=True)
+        t0 = time.time()
+        sh([os.path.join(BUILD, "pmf_train"), "--config", base, "--threads", str(threads)]
+           + over + ["--out", out], os.path.join(out, "train.log"))
+        wall = time.time() - t0
+        json.dump({"wall_s": wall, "threads": threads}, open(trained, "w"))
     ckpt = os.path.join(out, "checkpoint.safetensors")
     for f in ("eval.jsonl", "eval.log"):
         if os.path.exists(os.path.join(out, f)):
