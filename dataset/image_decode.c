@@ -52,24 +52,25 @@ done:
     return rc;
 }
 
-int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
+// The file at `path`, decoded as any image (png_only 0: JPEG or PNG by its signature, RGB) or as a
+// PNG only, with `channels`.
+static int load_file(const char *path, int64_t max_pixels, int png_only, DsChannels channels, DsImage *out) {
     memset(out, 0, sizeof *out);
     unsigned char *b;
     size_t n;
     if (read_image_file(path, &b, &n)) return -1;
-    int rc = ds_image_decode(b, n, path, max_pixels, out);
+    int rc = png_only ? ds_image_decode_png_channels(b, n, path, max_pixels, channels, out)
+                      : ds_image_decode(b, n, path, max_pixels, out);
     free(b);
     return rc;
 }
 
+int ds_image_load(const char *path, int64_t max_pixels, DsImage *out) {
+    return load_file(path, max_pixels, 0, DS_CHANNELS_RGB, out);
+}
+
 int ds_image_load_png(const char *path, int64_t max_pixels, DsChannels channels, DsImage *out) {
-    memset(out, 0, sizeof *out);
-    unsigned char *b;
-    size_t n;
-    if (read_image_file(path, &b, &n)) return -1;
-    int rc = ds_image_decode_png_channels(b, n, path, max_pixels, channels, out);
-    free(b);
-    return rc;
+    return load_file(path, max_pixels, 1, channels, out);
 }
 
 void ds_image_free(DsImage *im) {
