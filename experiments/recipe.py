@@ -26,9 +26,10 @@ def settings():
     return yaml.safe_load(open(os.path.join(HERE, "configs", "recipe", "_ablation.yml")))
 
 
-def evaluate(sh, ckpt, out, omega, ema, n, heldout=False, interval=None, threads=0, tag="eval"):
-    """One pmf_eval of the checkpoint against the training reference; returns its JSON record.
-    interval: (t_min, t_max) of the guidance, None for the checkpoint's own."""
+def evaluate(sh, ckpt, out, omega, ema, n, heldout=False, interval=None, threads=0, tag="eval", record=True):
+    """One pmf_eval of the checkpoint against the training reference; returns its JSON record,
+    also appended to out/TAG.jsonl when `record`. interval: (t_min, t_max) of the guidance, None
+    for the checkpoint's own. tag names the run's files, so that evaluations can run side by side."""
     tmp = os.path.join(out, tag + ".tmp")
     if os.path.exists(tmp):
         os.remove(tmp)
@@ -47,8 +48,9 @@ def evaluate(sh, ckpt, out, omega, ema, n, heldout=False, interval=None, threads
     rec.update({"omega": omega, "ema": ema, "heldout": heldout})
     if interval:
         rec.update({"t_min": interval[0], "t_max": interval[1]})
-    with open(os.path.join(out, tag + ".jsonl"), "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    if record:
+        with open(os.path.join(out, tag + ".jsonl"), "a") as f:
+            f.write(json.dumps(rec) + "\n")
     return rec
 
 
@@ -69,16 +71,17 @@ def sampling_sweep(sh, ckpt):
             r = json.loads(l)
             have[key(r["omega"], (r["t_min"], r["t_max"]), r["ema"])] = r
 
+    tag = lambda g: "s_%g_%g_%g_%d" % key(*g)
+
     def run(grid):
         todo = [g for g in grid if key(*g) not in have]
         with ThreadPoolExecutor(2) as ex:
             for g, r in zip(todo, ex.map(lambda g: evaluate(sh, ckpt, out, g[0], g[2], s["n_eval"], interval=g[1],
-                                                             threads=1, tag="s_%g_%g_%g_%d" % key(*g)), todo)):
+                                                             threads=1, tag=tag(g), record=False), todo)):
                 have[key(*g)] = r
-                with open(log, "a") as f:
+                with open(log, "a") as f:   # the one record of the sweep
                     f.write(json.dumps(r) + "\n")
-                for ext in (".jsonl", ".log"):
-                    os.remove(os.path.join(out, "s_%g_%g_%g_%d" % key(*g) + ext))
+                os.remove(os.path.join(out, tag(g) + ".log"))
         return [have[key(*g)] for g in grid]
 
     first = run([(w, iv, 0) for w in s["sampling_omegas"] for iv in s["sampling_intervals"]])
