@@ -4,7 +4,7 @@
 //   step model XS/4 batch 64 threads 2 img_per_s 170.1 ms 376.2 gflop_per_img 0.6000 gflop_per_s 102.1
 //   sgemm threads 2 gflop_per_s 230.5 (2048 x 2048 x 2048 and 8192 x 192 x 192, the better)
 // bench/step_vs_torch.sh alternates it with tools/reference/pmf_ref.py and prints the table.
-//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--lanes 0] [--no-sgemm]
+//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--lanes 0] [--micro-batch 0] [--chunk 0] [--no-sgemm] [--gemm-profile]
 // --lanes: batch-parallel lanes of pmf/step.c (0: one per thread, as pmf_train; 1: threads inside ops).
 // The step's work is counted from pmf_forward_macs (the code's own count) as the block
 // evaluations: guidance 3 x (trunk + v-head), JVP 2 x (trunk + u-head), v-head once, backward
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/gemm_profile.h"
 #include "bench_common.h"
 #include "pmf/pmf.h"
 
@@ -36,19 +37,46 @@ static double step_macs(const PmfConfig *c) {
     return 7 * F + 3 * H;
 }
 
+// --gemm-profile: each lane thread's share of the step's wall time spent inside cblas_sgemm, the
+// FLOPs the GEMMs really did (against the count above) and their speed, by size class. What is
+// not GEMM time is the engine's own passes (norms, SwiGLU, softmax, residuals, the loss, Adam).
+static void print_gemm_profile(const GemmProfile *g, const double *t, int reps, int batch, double gflop_img, int lanes) {
+    double wall = 0, flop = 0, sec = 0;
+    for (int i = 0; i < reps; i++) wall += t[i];
+    printf("gemm_profile steps %d lanes %d:", reps, lanes);
+    for (int p = 0; p < lanes && p < GEMM_PROFILE_THREADS; p++) {
+        printf(" thread %d %.1f%% of the step in GEMMs;", p, 100 * g->thread[p].seconds / wall);
+        flop += g->thread[p].flop, sec += g->thread[p].seconds;
+    }
+    printf(" gemm gflop_per_img %.4f (count %.4f), %.1f GFLOP/s per thread inside them\n", flop / reps / batch * 1e-9,
+           gflop_img, sec > 0 ? flop / sec * 1e-9 : 0);
+    const char *names[3] = {"under 2 MFLOP", "2-20 MFLOP", "20+ MFLOP"};
+    for (int c = 0; c < 3; c++) {
+        GemmTally s = {0};
+        for (int p = 0; p < GEMM_PROFILE_THREADS; p++)
+            s.seconds += g->size_class[p][c].seconds, s.flop += g->size_class[p][c].flop, s.calls += g->size_class[p][c].calls;
+        printf("gemm_profile   %-13s calls/step %7.0f  %5.1f%% of GEMM time  %5.1f%% of GEMM flops  %.1f GFLOP/s\n", names[c],
+               (double)s.calls / reps, sec > 0 ? 100 * s.seconds / sec : 0, flop > 0 ? 100 * s.flop / flop : 0,
+               s.seconds > 0 ? s.flop / s.seconds * 1e-9 : 0);
+    }
+}
+
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);
     const char *model = "XS/4";
-    int batch = 64, threads = 0, reps = 5, sgemm = 1, lanes = 0;
+    int batch = 64, threads = 0, reps = 5, sgemm = 1, lanes = 0, micro = 0, chunk = 0, gemm_prof = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--model")) model = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--lanes")) lanes = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--micro-batch")) micro = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--chunk")) chunk = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-sgemm")) sgemm = 0;
+        else if (!strcmp(argv[i], "--gemm-profile")) gemm_prof = 1;
         else {
-            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--lanes 0] [--no-sgemm]\n");
+            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--lanes 0] [--micro-batch 0] [--chunk 0] [--no-sgemm] [--gemm-profile]\n");
             return 2;
         }
     }
@@ -86,9 +114,11 @@ int main(int argc, char **argv) {
     arena_init(&na, 1 << 20);
     Tape ntp;
     tape_init(&ntp, &na);
-    PmfStepper *s = pmf_stepper_new(0, lanes);
+    PmfStepper *s = pmf_stepper_new(micro, lanes);
+    pmf_stepper_set_chunk_rows(s, chunk);
     double t[101], cpu[101], phase[3] = {0, 0, 0};
     for (int i = 0; i <= reps; i++) {   // step 0 warms up (arena, BLAS buffers)
+        if (i == 1 && gemm_prof) gemm_profile_start();
         tape_reset(&ntp);
         Rng nr;
         rng_init(&nr, 7);
@@ -104,11 +134,13 @@ int main(int argc, char **argv) {
             phase[0] += st.seconds_guidance / reps, phase[1] += st.seconds_jvp / reps, phase[2] += st.seconds_backward / reps;
         }
     }
+    GemmProfile gp = gemm_prof ? gemm_profile_stop() : (GemmProfile){0};
     double sec = bench_median(t, reps), cpu_sec = bench_median(cpu, reps), gflop = 2 * step_macs(&c) * 1e-9;
     printf("step model %s batch %d threads %d lanes %d img_per_s %.2f ms %.1f gflop_per_img %.4f gflop_per_s %.1f "
            "cpu_ms %.1f (median of %d steps; mean guidance %.0f ms, jvp+loss %.0f ms, backward %.0f ms; arena peak %.0f MB)\n",
            model, batch, core_threads(), pmf_stepper_lanes(s, batch), batch / sec, sec * 1e3, gflop, gflop * batch / sec, cpu_sec * 1e3, reps, phase[0] * 1e3,
            phase[1] * 1e3, phase[2] * 1e3, pmf_stepper_peak_bytes(s) / 1048576.0);
+    if (gemm_prof) print_gemm_profile(&gp, t, reps, batch, gflop, pmf_stepper_lanes(s, batch));
     if (sgemm) printf("sgemm threads %d gflop_per_s %.1f\n", core_threads(), bench_sgemm_ceiling());
     fflush(stdout);
     pmf_stepper_free(s);

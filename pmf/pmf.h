@@ -167,6 +167,10 @@ typedef struct PmfStepStats {
 // micro_batch 0: the whole batch at once. lanes: threads that each take a contiguous part of the
 // rows with single-threaded ops (see pmf/step.c); 0 = one per thread, 1 = all threads in every op.
 PmfStepper *pmf_stepper_new(int micro_batch, int lanes);
+// Without micro-batching a lane still runs its rows a few at a time, to keep each op's tensors in
+// cache: 0 (the default) chooses the rows from the model, -1 runs the whole lane at once.
+void pmf_stepper_set_chunk_rows(PmfStepper *s, int rows);
+int pmf_step_chunk_rows(const PmfConfig *c);            // the rows 0 chooses for this model
 void pmf_stepper_free(PmfStepper *s);
 int pmf_stepper_lanes(const PmfStepper *s, int rows);   // lanes a step of `rows` rows will use
 size_t pmf_stepper_peak_bytes(const PmfStepper *s);     // arenas and the lanes' gradient buffers

@@ -26,6 +26,7 @@ typedef struct {
 
 struct PmfStepper {
     int micro_batch, lanes_wanted;
+    int chunk_rows;       // rows a lane runs at a time without micro-batching; 0 = chosen per model
     Lane lane[MAX_LANES];
     int n_lanes;          // lanes initialised so far
     int64_t grad_n;       // floats in each lane's gradient buffer
@@ -36,6 +37,25 @@ PmfStepper *pmf_stepper_new(int micro_batch, int lanes) {
     s->micro_batch = micro_batch;
     s->lanes_wanted = lanes;
     return s;
+}
+
+void pmf_stepper_set_chunk_rows(PmfStepper *s, int rows) {
+    s->chunk_rows = rows;
+}
+
+// Rows a lane runs at a time when the step is not micro-batched: as many as keep the widest
+// activation between two GEMMs (the MLP's fused gate and value, or q, k, v) within CHUNK_BYTES,
+// about half of one core's L2 here. Between GEMMs every op streams its tensors; at batch 64 those
+// are megabytes and each pass goes to memory, and OpenBLAS packs each GEMM's activation operand
+// through memory too. In chunks, the next op finds them in cache (XS/4 at 1 thread: 8% faster,
+// bench_step --chunk). The rule depends on the model only, never on the machine, so a given
+// thread count gives the same bits everywhere.
+#define CHUNK_BYTES (1 << 20)
+int pmf_step_chunk_rows(const PmfConfig *c) {
+    int64_t tokens = (int64_t)(c->img_size / c->patch) * (c->img_size / c->patch) + PMF_PREFIX;
+    int64_t width = 2 * (int64_t)c->mlp_hidden > 3 * (int64_t)c->dim ? 2 * (int64_t)c->mlp_hidden : 3 * (int64_t)c->dim;
+    int64_t rows = CHUNK_BYTES / (tokens * width * (int64_t)sizeof(float));
+    return rows < 1 ? 1 : (int)rows;
 }
 
 void pmf_stepper_free(PmfStepper *s) {
@@ -81,6 +101,12 @@ static void lane_run(Lane *l, PmfModel *m, const PmfObjective *o, const float *x
     }
 }
 
+// Rows per pass for a lane of `rows` rows that is not micro-batched.
+static int lane_chunk(const PmfStepper *s, const PmfModel *m, int rows) {
+    int c = s->chunk_rows > 0 ? s->chunk_rows : s->chunk_rows < 0 ? rows : pmf_step_chunk_rows(&m->cfg);
+    return c < rows ? c : rows;
+}
+
 int pmf_stepper_lanes(const PmfStepper *s, int rows) {
     int want = s->lanes_wanted > 0 ? s->lanes_wanted : core_threads();
     int mb = s->micro_batch > 0 && s->micro_batch < rows ? s->micro_batch : rows;
@@ -102,7 +128,7 @@ PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o
     while (s->n_lanes < P) lane_init(s, s->n_lanes, s->grad_n), s->n_lanes++;
     params_zero_grad(&m->ps);
     if (P == 1) {
-        lane_run(&s->lane[0], m, o, x, y, n, 0, BL, MB, global_batch, numel);
+        lane_run(&s->lane[0], m, o, x, y, n, 0, BL, MB < BL ? MB : lane_chunk(s, m, BL), global_batch, numel);
         return s->lane[0].st;
     }
     // Lane p takes whole micro-batches [p U / P, (p + 1) U / P) of the U, or (no micro-batching)
@@ -115,7 +141,7 @@ PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o
         if (p) memset(l->grad, 0, (size_t)s->grad_n * sizeof(float));
         tape_redirect_grads(&l->tp, m->ps.grad, l->grad, s->grad_n);
         int r0 = (int)((int64_t)p * units / P) * unit_rows, r1 = (int)((int64_t)(p + 1) * units / P) * unit_rows;
-        lane_run(l, m, o, x, y, n, r0, r1, MB < BL ? MB : r1 - r0, global_batch, numel);
+        lane_run(l, m, o, x, y, n, r0, r1, MB < BL ? MB : lane_chunk(s, m, r1 - r0), global_batch, numel);
 #pragma omp barrier
         // Sum the lanes' gradients into the store's, element ranges split over the threads, each
         // element in lane order (so the bits depend on the thread count only).

@@ -241,8 +241,20 @@ static int open_memory_plan(PmfRun *r) {
         return 0;
     }
     int64_t budget = p->available - p->other;
-    p->micro_batch = pmf_memory_pick_micro_batch(r->BL, wanted, budget, p->intercept, p->per_row);
     double gb = 1.0 / (1 << 30);
+    // Without micro-batching each lane runs a few rows at a time (pmf/step.c), so the arenas hold
+    // lanes x chunk rows, not the batch.
+    int per_lane = (r->BL + lanes - 1) / lanes, chunk = pmf_step_chunk_rows(r->mc);
+    if (wanted == r->BL && chunk < per_lane && p->intercept + p->per_row * lanes * chunk <= budget) {
+        p->micro_batch = wanted;
+        if (r->lead)
+            printf("pmf_train: memory: predicted %.2f GB more for the batch of %d, %d lanes of %d rows at a time "
+                   "(%.2f GB available)\n", (p->intercept + p->per_row * lanes * chunk + p->other) * gb, r->BL, lanes,
+                   chunk, p->available * gb);
+        r->lanes = 0;
+        return 0;
+    }
+    p->micro_batch = pmf_memory_pick_micro_batch(r->BL, wanted, budget, p->intercept, p->per_row);
     if (p->micro_batch == 0) {
         core_set_error("not enough memory: micro-batch 1 needs about %.2f GB more (%.2f GB arena + %.2f GB gradients, "
                        "optimizer, noise and batch) but %.2f GB are available; use a smaller model or resolution",

@@ -91,9 +91,10 @@ static void step_case_free(StepCase *c) {
     test_work_free(&c->noise);
 }
 
-// The step's gradient (a copy) and loss with the given micro-batch and lanes.
-static float *step_grad(StepCase *c, int micro, int lanes, double *loss) {
+// The step's gradient (a copy) and loss with the given micro-batch, lanes and chunk rows.
+static float *step_grad_chunked(StepCase *c, int micro, int lanes, int chunk, double *loss) {
     PmfStepper *s = pmf_stepper_new(micro, lanes);
+    pmf_stepper_set_chunk_rows(s, chunk);
     ck_assert_int_eq(pmf_stepper_lanes(s, 8), lanes);
     PmfStepStats st = pmf_step_gradient(s, &c->m, &c->o, c->x, c->y, &c->n, 8);
     float *g = malloc((size_t)c->m.ps.total * sizeof(float));
@@ -101,6 +102,10 @@ static float *step_grad(StepCase *c, int micro, int lanes, double *loss) {
     *loss = st.loss;
     pmf_stepper_free(s);
     return g;
+}
+
+static float *step_grad(StepCase *c, int micro, int lanes, double *loss) {
+    return step_grad_chunked(c, micro, lanes, 0, loss);
 }
 
 START_TEST(lanes_give_the_batch_gradient) {
@@ -113,6 +118,16 @@ START_TEST(lanes_give_the_batch_gradient) {
     float *lanes = step_grad(&c, 0, 2, &l_lanes);
     float *again = step_grad(&c, 0, 2, &l_again);
     float *lanes_micro = step_grad(&c, 2, 2, &l_lanes_micro);
+    // Lanes of 4 rows in chunks of 3 (3 + 1), and one lane in chunks of 3 (3 + 3 + 2); the tiny
+    // model's automatic chunk covers the whole batch, so the plain step above is unchunked.
+    double l_chunk2, l_chunk1;
+    float *chunk2 = step_grad_chunked(&c, 0, 2, 3, &l_chunk2), *chunk1 = step_grad_chunked(&c, 0, 1, 3, &l_chunk1);
+    ck_assert(compare_rel("2 lanes in chunks of 3 vs whole batch", chunk2, plain, n) < 1e-5);
+    ck_assert(compare_rel("1 lane in chunks of 3 vs whole batch", chunk1, plain, n) < 1e-5);
+    ck_assert_msg(memcmp(chunk1, plain, (size_t)n * sizeof(float)) != 0, "chunks of 3 gave the whole batch's bits: not chunked?");
+    ck_assert_msg(fabs(l_chunk2 - l_plain) < 1e-5 * fabs(l_plain) && fabs(l_chunk1 - l_plain) < 1e-5 * fabs(l_plain),
+                  "losses %.9g, %.9g (chunks of 3) vs %.9g", l_chunk2, l_chunk1, l_plain);
+    free(chunk2), free(chunk1);
     int nonzero = 0;
     for (int64_t i = 0; i < n; i++) nonzero += plain[i] != 0.0f;
     ck_assert_msg(nonzero > n / 2, "only %d of %lld gradient entries are non-zero", nonzero, (long long)n);

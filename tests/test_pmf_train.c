@@ -400,13 +400,24 @@ START_TEST(memory_plan_picks_a_micro_batch_or_refuses) {
     ck_assert_msg(p.per_row > ((int64_t)4 << 20), "per-row cost %lld bytes", (long long)p.per_row);
     ck_assert_int_eq(p.micro_batch, 8);
     char lim[64];
-    snprintf(lim, sizeof lim, "%lld", (long long)(p.other + p.intercept + p.per_row * 5));
-    setenv("PMF_MEMORY_AVAILABLE", lim, 1);   // room for 5 rows: micro-batches of 4
-    r = pmf_run_open(&c);
-    ck_assert_msg(r != NULL, "%s", core_last_error());
-    int mb = pmf_run_memory_plan(r)->micro_batch;
-    pmf_run_close(r);
-    ck_assert_msg(mb == 4, "with room for 5 rows the plan chose micro-batch %d", mb);
+    // Unbatched lanes run `chunk` rows at a time (pmf/step.c): room for lanes x chunk rows keeps the
+    // whole batch; one row less falls back to micro-batches, the largest divisor of 8 that fits.
+    int lanes = core_threads() < 8 ? core_threads() : 8, chunk = pmf_step_chunk_rows(&c.model);
+    ck_assert_msg(chunk < (8 + lanes - 1) / lanes, "chunk %d: this model's lanes are not chunked", chunk);
+    int in_flight = lanes * chunk, expect = 1;
+    for (int d = 1; d <= 8; d++)
+        if (8 % d == 0 && d <= in_flight - 1) expect = d;
+    for (int room = in_flight; room >= in_flight - 1; room--) {
+        snprintf(lim, sizeof lim, "%lld", (long long)(p.other + p.intercept + p.per_row * room));
+        setenv("PMF_MEMORY_AVAILABLE", lim, 1);
+        r = pmf_run_open(&c);
+        ck_assert_msg(r != NULL, "%s", core_last_error());
+        int mb = pmf_run_memory_plan(r)->micro_batch;
+        pmf_run_close(r);
+        int want = room == in_flight ? 8 : expect;
+        ck_assert_msg(mb == want, "room for %d rows (%d lanes of %d): micro-batch %d, expected %d", room, lanes, chunk,
+                      mb, want);
+    }
     snprintf(lim, sizeof lim, "%lld", (long long)(p.other / 2));
     setenv("PMF_MEMORY_AVAILABLE", lim, 1);
     r = pmf_run_open(&c);
