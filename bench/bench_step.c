@@ -45,7 +45,8 @@ static void print_gemm_profile(const GemmProfile *g, const double *t, int reps, 
     for (int i = 0; i < reps; i++) wall += t[i];
     printf("gemm_profile steps %d lanes %d:", reps, lanes);
     for (int p = 0; p < lanes && p < GEMM_PROFILE_THREADS; p++) {
-        printf(" thread %d %.1f%% of the step in GEMMs;", p, 100 * g->thread[p].seconds / wall);
+        printf(" thread %d %.1f%% of the step in GEMMs at %.1f GFLOP/s;", p, 100 * g->thread[p].seconds / wall,
+               g->thread[p].seconds > 0 ? g->thread[p].flop / g->thread[p].seconds * 1e-9 : 0);
         flop += g->thread[p].flop, sec += g->thread[p].seconds;
     }
     printf(" gemm gflop_per_img %.4f (count %.4f), %.1f GFLOP/s per thread inside them\n", flop / reps / batch * 1e-9,

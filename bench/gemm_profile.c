@@ -5,7 +5,6 @@
 // call (about 40 ns), against calls of 0.1 ms and more.
 #include <cblas.h>
 #include <dlfcn.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +34,15 @@ void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, co
     double t0 = core_now();
     real_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     double dt = core_now() - t0, flop = 2.0 * M * N * K;
-    int t = omp_get_thread_num();
-    if (t >= GEMM_PROFILE_THREADS) t = GEMM_PROFILE_THREADS - 1;
+    // Slots per OS thread in order of first call, not omp_get_thread_num(): inside a lane's own
+    // (nested, one-thread) parallel loops that number is 0 on every lane.
+    static _Thread_local int slot = -1;
+    static int next_slot;
+    if (slot < 0) {
+#pragma omp atomic capture
+        slot = next_slot++;
+    }
+    int t = slot < GEMM_PROFILE_THREADS ? slot : GEMM_PROFILE_THREADS - 1;
     // Size classes by FLOPs a call: attention's per-(image, head) products are the small ones.
     int c = flop < 2e6 ? 0 : flop < 2e7 ? 1 : 2;
     prof.thread[t].seconds += dt, prof.thread[t].flop += flop, prof.thread[t].calls++;

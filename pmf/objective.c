@@ -163,6 +163,17 @@ static Tensor *adaptive(Tape *tp, Tensor *L, float eps, float p) {
     return op_mul(tp, L, w);
 }
 
+// The third guidance call's scale for row i: omega inside [t_min, t_max], else 1.
+static float guidance_w(const PmfStepNoise *n, int i) {
+    int inside = n->t_min[i] <= n->t[i] && n->t[i] <= n->t_max[i];
+    return inside ? n->omega[i] : 1.0f;
+}
+
+int pmf_guidance_rows(const PmfObjective *o, const PmfStepNoise *n, int i) {
+    if (!o->cfg) return 1;
+    return guidance_w(n, i) == n->omega[i] ? 2 : 3;
+}
+
 PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, const int *labels,
                  const PmfStepNoise *n) {
     const PmfConfig *c = &m->cfg;
@@ -196,10 +207,7 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     float *w_int = tape_alloc(tp, (size_t)B * sizeof(float));
     int *src = tape_alloc(tp, (size_t)G * sizeof(int));   // guidance row g reads evaluated row src[g]
     int E = 0;                                            // rows evaluated
-    for (int i = 0; i < B; i++) {
-        int inside = n->t_min[i] <= n->t[i] && n->t[i] <= n->t_max[i];
-        w_int[i] = inside ? n->omega[i] : 1.0f;
-    }
+    for (int i = 0; i < B; i++) w_int[i] = guidance_w(n, i);
     for (int g = 0; g < G; g++) {
         int i = g % B, part = g / B;
         src[g] = (o->cfg && part == 2 && w_int[i] == n->omega[i]) ? src[i] : E++;

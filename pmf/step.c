@@ -107,6 +107,35 @@ static int lane_chunk(const PmfStepper *s, const PmfModel *m, int rows) {
     return c < rows ? c : rows;
 }
 
+// Lane boundaries without micro-batching. The guidance pass evaluates 2 or 3 network rows per
+// row (the third call is skipped where it repeats the first; the r = t rows, which come first,
+// always skip it), so equal row counts left the first lane idle at the end of every step (XS/4:
+// 6% of the other lane's GEMM work). Besides its guidance rows a row costs about 6 guidance rows'
+// work (27 block evaluations a row in all, 9 of them the three guidance calls: bench_step.c), and
+// each lane gets contiguous rows of as equal a total as the rows allow.
+static double row_cost(const PmfObjective *o, const PmfStepNoise *n, int i) {
+    return 6.0 + pmf_guidance_rows(o, n, i);
+}
+
+static void lane_bounds(const PmfObjective *o, const PmfStepNoise *n, int P, int *bound) {
+    int B = n->B;
+    double total = 0;
+    for (int i = 0; i < B; i++) total += row_cost(o, n, i);
+    bound[0] = 0, bound[P] = B;
+    for (int p = 1; p < P; p++) {
+        double target = total * p / P, prefix = 0, best_gap = -1;
+        int lo = bound[p - 1] + 1, hi = B - (P - p);   // every lane keeps at least one row
+        bound[p] = lo;
+        for (int j = 0; j <= hi; j++) {
+            if (j >= lo) {
+                double gap = prefix > target ? prefix - target : target - prefix;
+                if (best_gap < 0 || gap < best_gap) best_gap = gap, bound[p] = j;
+            }
+            if (j < B) prefix += row_cost(o, n, j);
+        }
+    }
+}
+
 int pmf_stepper_lanes(const PmfStepper *s, int rows) {
     int want = s->lanes_wanted > 0 ? s->lanes_wanted : core_threads();
     int mb = s->micro_batch > 0 && s->micro_batch < rows ? s->micro_batch : rows;
@@ -132,15 +161,18 @@ PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o
         return s->lane[0].st;
     }
     // Lane p takes whole micro-batches [p U / P, (p + 1) U / P) of the U, or (no micro-batching)
-    // the rows [p BL / P, (p + 1) BL / P) as one micro-batch.
-    int units = MB < BL ? BL / MB : BL, unit_rows = MB < BL ? MB : 1;
+    // rows [bound[p], bound[p + 1]) of equal cost.
+    int units = BL / MB, bound[MAX_LANES + 1];
+    if (MB == BL) lane_bounds(o, n, P, bound);
+    else
+        for (int p = 0; p <= P; p++) bound[p] = (int)((int64_t)p * units / P) * MB;
 #pragma omp parallel num_threads(P)
     {
         int p = omp_get_thread_num();
         Lane *l = &s->lane[p];
         if (p) memset(l->grad, 0, (size_t)s->grad_n * sizeof(float));
         tape_redirect_grads(&l->tp, m->ps.grad, l->grad, s->grad_n);
-        int r0 = (int)((int64_t)p * units / P) * unit_rows, r1 = (int)((int64_t)(p + 1) * units / P) * unit_rows;
+        int r0 = bound[p], r1 = bound[p + 1];
         lane_run(l, m, o, x, y, n, r0, r1, MB < BL ? MB : lane_chunk(s, m, r1 - r0), global_batch, numel);
 #pragma omp barrier
         // Sum the lanes' gradients into the store's, element ranges split over the threads, each
