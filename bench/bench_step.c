@@ -4,7 +4,7 @@
 //   step model XS/4 batch 64 threads 2 img_per_s 170.1 ms 376.2 gflop_per_img 0.6000 gflop_per_s 102.1
 //   sgemm threads 2 gflop_per_s 230.5 (2048 x 2048 x 2048 and 8192 x 192 x 192, the better)
 // bench/step_vs_torch.sh alternates it with tools/reference/pmf_ref.py and prints the table.
-//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--lanes 0] [--micro-batch 0] [--chunk 0] [--no-sgemm] [--gemm-profile]
+//   bench_step [--model XS/4] [--batch 64] [--threads 2] [--reps 5] [--lanes 0] [--micro-batch 0] [--chunk 0] [--no-sgemm] [--gemm-profile] [--muon]
 // --lanes: batch-parallel lanes of pmf/step.c (0: one per thread, as pmf_train; 1: threads inside ops).
 // The step's work is counted from pmf_forward_macs (the code's own count) as the block
 // evaluations: guidance 3 x (trunk + v-head), JVP 2 x (trunk + u-head), v-head once, backward
@@ -65,7 +65,7 @@ static void print_gemm_profile(const GemmProfile *g, const double *t, int reps, 
 int main(int argc, char **argv) {
     core_prefer_passive_threads(argv);
     const char *model = "XS/4";
-    int batch = 64, threads = 0, reps = 5, sgemm = 1, lanes = 0, micro = 0, chunk = 0, gemm_prof = 0;
+    int batch = 64, threads = 0, reps = 5, sgemm = 1, lanes = 0, micro = 0, chunk = 0, gemm_prof = 0, use_muon = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--model")) model = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
@@ -76,8 +76,9 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && !strcmp(argv[i], "--chunk")) chunk = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-sgemm")) sgemm = 0;
         else if (!strcmp(argv[i], "--gemm-profile")) gemm_prof = 1;
+        else if (!strcmp(argv[i], "--muon")) use_muon = 1;
         else {
-            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--lanes 0] [--micro-batch 0] [--chunk 0] [--no-sgemm] [--gemm-profile]\n");
+            fprintf(stderr, "usage: bench_step [--model XS/4] [--batch 64] [--threads N] [--reps 5] [--lanes 0] [--micro-batch 0] [--chunk 0] [--no-sgemm] [--gemm-profile] [--muon]\n");
             return 2;
         }
     }
@@ -102,8 +103,14 @@ int main(int argc, char **argv) {
         if (strstr(t->name, "_scale") || strstr(t->name, "_final.linear"))
             rng_fill_normal(&r, t->data, t->numel, 0.0f, 0.05f);
     }
+    // AdamW as pmf_ref.py does, or (--muon) the default run's Muon on the matrices.
     AdamW opt;
-    adamw_init(&opt, &m.ps, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f);
+    Muon muon;
+    if (use_muon) {
+        uint8_t *part = pmf_muon_partition(&m);
+        muon_init(&muon, &m.ps, part, 0.004f, 0.95f, 0.9f, 0.95f, 1e-8f);
+        free(part);
+    } else adamw_init(&opt, &m.ps, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f);
     PmfObjective o;
     pmf_objective_default(&o);
     int64_t numel = (int64_t)c.channels * c.img_size * c.img_size;
@@ -117,7 +124,7 @@ int main(int argc, char **argv) {
     tape_init(&ntp, &na);
     PmfStepper *s = pmf_stepper_new(micro, lanes);
     pmf_stepper_set_chunk_rows(s, chunk);
-    double t[101], cpu[101], phase[3] = {0, 0, 0};
+    double t[101], cpu[101], phase[3] = {0, 0, 0}, opt_sec = 0;
     for (int i = 0; i <= reps; i++) {   // step 0 warms up (arena, BLAS buffers)
         if (i == 1 && gemm_prof) gemm_profile_start();
         tape_reset(&ntp);
@@ -128,7 +135,10 @@ int main(int argc, char **argv) {
         pmf_draw_noise(&ntp, &nr, &o, &c, batch, &n);
         double t0 = core_now(), c0 = cpu_now();
         PmfStepStats st = pmf_step_gradient(s, &m, &o, x, y, &n, batch);
-        adamw_step(&opt, &m.ps);
+        double t_opt = core_now();
+        if (use_muon) muon_step(&muon, &m.ps);
+        else adamw_step(&opt, &m.ps);
+        if (i) opt_sec += (core_now() - t_opt) / reps;
         if (i) {
             t[i - 1] = core_now() - t0;
             cpu[i - 1] = cpu_now() - c0;
@@ -138,16 +148,17 @@ int main(int argc, char **argv) {
     GemmProfile gp = gemm_prof ? gemm_profile_stop() : (GemmProfile){0};
     double sec = bench_median(t, reps), cpu_sec = bench_median(cpu, reps), gflop = 2 * step_macs(&c) * 1e-9;
     printf("step model %s batch %d threads %d lanes %d img_per_s %.2f ms %.1f gflop_per_img %.4f gflop_per_s %.1f "
-           "cpu_ms %.1f (median of %d steps; mean guidance %.0f ms, jvp+loss %.0f ms, backward %.0f ms; arena peak %.0f MB)\n",
+           "cpu_ms %.1f (median of %d steps; mean guidance %.0f ms, jvp+loss %.0f ms, backward %.0f ms, %s %.1f ms; arena peak %.0f MB)\n",
            model, batch, core_threads(), pmf_stepper_lanes(s, batch), batch / sec, sec * 1e3, gflop, gflop * batch / sec, cpu_sec * 1e3, reps, phase[0] * 1e3,
-           phase[1] * 1e3, phase[2] * 1e3, pmf_stepper_peak_bytes(s) / 1048576.0);
+           phase[1] * 1e3, phase[2] * 1e3, use_muon ? "muon" : "adamw", opt_sec * 1e3, pmf_stepper_peak_bytes(s) / 1048576.0);
     if (gemm_prof) print_gemm_profile(&gp, t, reps, batch, gflop, pmf_stepper_lanes(s, batch));
     if (sgemm) printf("sgemm threads %d gflop_per_s %.1f\n", core_threads(), bench_sgemm_ceiling());
     fflush(stdout);
     pmf_stepper_free(s);
     tape_free(&ntp);
     arena_free(&na);
-    adamw_free(&opt);
+    if (use_muon) muon_free(&muon);
+    else adamw_free(&opt);
     pmf_model_free(&m);
     free(x), free(y);
     return 0;

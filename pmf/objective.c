@@ -169,9 +169,24 @@ static float guidance_w(const PmfStepNoise *n, int i) {
     return inside ? n->omega[i] : 1.0f;
 }
 
+// What the guidance pass does for row i's call `part` (0: (omega, y), 1: (1, null), 2: (w, y)):
+// GUIDE_EVAL evaluates it, GUIDE_AS_FIRST takes part 0's output, GUIDE_UNREAD skips it. Parts 0
+// and 1 make the guided target v_g, which a class-dropped row replaces by the plain v_t; part 2 is
+// the JVP's z-tangent v_c2, and where w = omega its inputs are part 0's, so (rows being
+// independent) its output is too.
+enum { GUIDE_UNREAD, GUIDE_EVAL, GUIDE_AS_FIRST };
+static int guidance_part(const PmfObjective *o, const PmfStepNoise *n, int i, int part) {
+    if (!o->cfg) return GUIDE_EVAL;   // one call: the target and the tangent
+    int repeat = guidance_w(n, i) == n->omega[i];
+    if (part == 2) return repeat ? GUIDE_AS_FIRST : GUIDE_EVAL;
+    if (part == 1) return n->drop[i] ? GUIDE_UNREAD : GUIDE_EVAL;
+    return (!n->drop[i] || repeat) ? GUIDE_EVAL : GUIDE_UNREAD;
+}
+
 int pmf_guidance_rows(const PmfObjective *o, const PmfStepNoise *n, int i) {
-    if (!o->cfg) return 1;
-    return guidance_w(n, i) == n->omega[i] ? 2 : 3;
+    int k = 0;
+    for (int part = 0; part < (o->cfg ? 3 : 1); part++) k += guidance_part(o, n, i, part) == GUIDE_EVAL;
+    return k;
 }
 
 PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, const int *labels,
@@ -198,19 +213,19 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
 
     // 4. The guided target and the JVP's z-tangent from the v-head, without gradients. One call on
     // [z; z; z] with (omega, y), (1, null), (w, y): w = omega inside [t_min, t_max], else 1.
-    // Where w = omega (every row inside its interval, all r = t rows among them) the third call's
-    // inputs are the first's, and rows are independent, so its output is the first's: only the
-    // rows with w != omega are evaluated (about a quarter of them under the default sampler).
+    // Only the rows the step reads are evaluated (guidance_part): the third call only where
+    // w != omega (about a quarter of the rows under the default sampler), and class-dropped rows
+    // skip the unconditional call. Unread rows are zeros.
     // Its intermediates are dead once the velocities are copied out: the arena gives them back.
     int G = o->cfg ? 3 * B : B;
     float *vgd = tape_alloc(tp, (size_t)G * N * sizeof(float));
     float *w_int = tape_alloc(tp, (size_t)B * sizeof(float));
-    int *src = tape_alloc(tp, (size_t)G * sizeof(int));   // guidance row g reads evaluated row src[g]
+    int *src = tape_alloc(tp, (size_t)G * sizeof(int));   // guidance row g reads evaluated row src[g] (-1: unread)
     int E = 0;                                            // rows evaluated
     for (int i = 0; i < B; i++) w_int[i] = guidance_w(n, i);
     for (int g = 0; g < G; g++) {
-        int i = g % B, part = g / B;
-        src[g] = (o->cfg && part == 2 && w_int[i] == n->omega[i]) ? src[i] : E++;
+        int how = guidance_part(o, n, g % B, g / B);
+        src[g] = how == GUIDE_EVAL ? E++ : how == GUIDE_AS_FIRST ? src[g % B] : -1;
     }
     ArenaMark guidance_mark = arena_mark(tp->arena);
     double t_guidance = core_now();
@@ -235,7 +250,10 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     }
     PmfCond gc = {hg, wg, t0, t1, yg};
     Tensor *vgt = pmf_velocity(tp, c, pmf_forward(tp, m, zg, &gc, 0, 1).v_out, zg, tg, 0);
-    for (int g = 0; g < G; g++) memcpy(vgd + (size_t)g * N, vgt->data + (size_t)src[g] * N, (size_t)N * sizeof(float));
+    for (int g = 0; g < G; g++) {
+        if (src[g] < 0) memset(vgd + (size_t)g * N, 0, (size_t)N * sizeof(float));
+        else memcpy(vgd + (size_t)g * N, vgt->data + (size_t)src[g] * N, (size_t)N * sizeof(float));
+    }
     tape_set_recording(tp, saved_recording);
     arena_release(tp->arena, guidance_mark);
     out.seconds_guidance = core_now() - t_guidance;
