@@ -280,23 +280,31 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     }
 
     // 6. JVP forward: primals (z, t, r), tangents (v_c2, 1, 0), so h = t - r has h' = 1.
+    // du/dt only enters step 7 times t - r, which is 0 on the r = t rows (the first half of a
+    // batch under the default sampler): rows made only of those skip the tangents altogether.
+    // That is exact for a finite du/dt, and the lanes cut their chunks where the kind of row
+    // changes (pmf/step.c), so most chunks are of one kind.
+    int with_tangent = 0;
+    for (int i = 0; i < B; i++) with_tangent |= n->t[i] != n->r[i];
     Tensor *zj = tensor_from(tp, 4, shape, z->data, "z");
-    memcpy(tensor_attach_tangent(tp, zj), v_c2, (size_t)B * N * sizeof(float));
+    if (with_tangent) memcpy(tensor_attach_tangent(tp, zj), v_c2, (size_t)B * N * sizeof(float));
     Tensor *h = vec(tp, B, NULL, "h");
-    float *dh = tensor_attach_tangent(tp, h);
-    for (int i = 0; i < B; i++) h->data[i] = n->t[i] - n->r[i], dh[i] = 1.0f;
+    float *dh = with_tangent ? tensor_attach_tangent(tp, h) : NULL;
+    for (int i = 0; i < B; i++) h->data[i] = n->t[i] - n->r[i];
+    if (dh)
+        for (int i = 0; i < B; i++) dh[i] = 1.0f;
     PmfCond jc = {h, vec(tp, B, n->omega, "omega"), vec(tp, B, n->t_min, "t_min"), vec(tp, B, n->t_max, "t_max"), y};
     PmfHeads heads = pmf_forward(tp, m, zj, &jc, 1, 1);
-    Tensor *u = pmf_velocity(tp, c, heads.u_out, zj, n->t, 1);
+    Tensor *u = pmf_velocity(tp, c, heads.u_out, zj, n->t, with_tangent);
     Tensor *v = pmf_velocity(tp, c, heads.v_out, z, n->t, 0);
-    if (!u->tangent) core_fatal("pmf_loss: the u-path lost its tangent");
+    if (with_tangent && !u->tangent) core_fatal("pmf_loss: the u-path lost its tangent");
 
     // 7. V = u + (t - r) sg(du/dt); v_g is a constant.
     Tensor *corr = tensor_new(tp, 4, shape, "(t - r) du/dt");
     for (int i = 0; i < B; i++)
         for (int64_t k = 0; k < N; k++) {
             int64_t j = (int64_t)i * N + k;
-            corr->data[j] = (n->t[i] - n->r[i]) * u->tangent[j];
+            corr->data[j] = with_tangent ? (n->t[i] - n->r[i]) * u->tangent[j] : 0.0f;
         }
     Tensor *V = op_add(tp, op_drop_tangent(tp, u), corr);
     Tensor *vg = tensor_wrap(tp, v_g, 4, shape, "v_g");

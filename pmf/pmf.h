@@ -145,7 +145,7 @@ typedef struct PmfLoss {
     float *L_u, *L_v;             // raw per-sample sums (B), before the adaptive weighting
     Tensor *u, *v;                // u-head and v-head velocities (B, C, H, W)
     Tensor *x_u;                  // the u-head's x-prediction (pred_x)
-    float *du_dt, *V, *v_g;       // (B * C * H * W) each
+    float *du_dt, *V, *v_g;       // (B * C * H * W) each; du_dt NULL when every row has r = t
     double seconds_guidance;      // wall time of the no-gradient v-head pass (targets, v_c2)
     double seconds_jvp;           // wall time of the forward with tangents and the loss
 } PmfLoss;

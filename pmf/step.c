@@ -81,12 +81,20 @@ static void lane_init(PmfStepper *s, int i, int64_t grad_n) {
     l->grad = i ? core_malloc((size_t)grad_n * sizeof(float), "a lane's parameter gradients") : NULL;
 }
 
-// Rows [r0, r1) of n in micro-batches of mb (the last may be shorter), on lane l.
+static int has_h(const PmfStepNoise *n, int i) {
+    return n->t[i] != n->r[i];
+}
+
+// Rows [r0, r1) of n in micro-batches of mb (the last may be shorter), on lane l. With
+// split_kinds (a lane's own chunks, not the user's micro-batches) a chunk also ends where the rows
+// change between r = t and r != t: a chunk of r = t rows only skips the tangents (pmf/objective.c).
 static void lane_run(Lane *l, PmfModel *m, const PmfObjective *o, const float *x, const int *y, const PmfStepNoise *n,
-                     int r0, int r1, int mb, int global_batch, int64_t numel) {
+                     int r0, int r1, int mb, int split_kinds, int global_batch, int64_t numel) {
     memset(&l->st, 0, sizeof l->st);
-    for (int m0 = r0; m0 < r1; m0 += mb) {
-        int rows = r1 - m0 < mb ? r1 - m0 : mb;
+    for (int m0 = r0, rows; m0 < r1; m0 += rows) {
+        rows = r1 - m0 < mb ? r1 - m0 : mb;
+        for (int i = m0 + 1; split_kinds && i < m0 + rows; i++)
+            if (has_h(n, i) != has_h(n, m0)) rows = i - m0;
         tape_reset(&l->tp);
         PmfStepNoise part = {rows, n->e + (size_t)m0 * numel, n->t + m0, n->r + m0, n->t_min + m0,
                              n->t_max + m0, n->omega + m0, n->fm + m0, n->drop + m0, n->step, n->row + m0};
@@ -107,14 +115,15 @@ static int lane_chunk(const PmfStepper *s, const PmfModel *m, int rows) {
     return c < rows ? c : rows;
 }
 
-// Lane boundaries without micro-batching. The guidance pass evaluates 2 or 3 network rows per
-// row (the third call is skipped where it repeats the first; the r = t rows, which come first,
-// always skip it), so equal row counts left the first lane idle at the end of every step (XS/4:
-// 6% of the other lane's GEMM work). Besides its guidance rows a row costs about 6 guidance rows'
-// work (27 block evaluations a row in all, 9 of them the three guidance calls: bench_step.c), and
-// each lane gets contiguous rows of as equal a total as the rows allow.
+// Lane boundaries without micro-batching. Rows differ in cost: the guidance pass evaluates 1 to 3
+// network rows per row (pmf_guidance_rows), and the r = t rows, which come first, skip the
+// tangents. With equal row counts the first lane sat idle at the end of every step (XS/4: 6% of
+// the other lane's GEMM work). In units of one guidance row (a trunk and v-head forward, 3 of a
+// row's 27 block evaluations in bench_step.c's count) a row costs its guidance rows, 5 for the
+// JVP forward's primal and backward, and 1 for the tangents where r != t; each lane gets
+// contiguous rows of as equal a total as the rows allow.
 static double row_cost(const PmfObjective *o, const PmfStepNoise *n, int i) {
-    return 6.0 + pmf_guidance_rows(o, n, i);
+    return 5.0 + has_h(n, i) + pmf_guidance_rows(o, n, i);
 }
 
 static void lane_bounds(const PmfObjective *o, const PmfStepNoise *n, int P, int *bound) {
@@ -157,7 +166,7 @@ PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o
     while (s->n_lanes < P) lane_init(s, s->n_lanes, s->grad_n), s->n_lanes++;
     params_zero_grad(&m->ps);
     if (P == 1) {
-        lane_run(&s->lane[0], m, o, x, y, n, 0, BL, MB < BL ? MB : lane_chunk(s, m, BL), global_batch, numel);
+        lane_run(&s->lane[0], m, o, x, y, n, 0, BL, MB < BL ? MB : lane_chunk(s, m, BL), MB == BL, global_batch, numel);
         return s->lane[0].st;
     }
     // Lane p takes whole micro-batches [p U / P, (p + 1) U / P) of the U, or (no micro-batching)
@@ -173,7 +182,7 @@ PmfStepStats pmf_step_gradient(PmfStepper *s, PmfModel *m, const PmfObjective *o
         if (p) memset(l->grad, 0, (size_t)s->grad_n * sizeof(float));
         tape_redirect_grads(&l->tp, m->ps.grad, l->grad, s->grad_n);
         int r0 = bound[p], r1 = bound[p + 1];
-        lane_run(l, m, o, x, y, n, r0, r1, MB < BL ? MB : lane_chunk(s, m, r1 - r0), global_batch, numel);
+        lane_run(l, m, o, x, y, n, r0, r1, MB < BL ? MB : lane_chunk(s, m, r1 - r0), MB == BL, global_batch, numel);
 #pragma omp barrier
         // Sum the lanes' gradients into the store's, element ranges split over the threads, each
         // element in lane order (so the bits depend on the thread count only).
