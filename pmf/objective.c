@@ -170,17 +170,23 @@ static float guidance_w(const PmfStepNoise *n, int i) {
 }
 
 // What the guidance pass does for row i's call `part` (0: (omega, y), 1: (1, null), 2: (w, y)):
-// GUIDE_EVAL evaluates it, GUIDE_AS_FIRST takes part 0's output, GUIDE_UNREAD skips it. Parts 0
-// and 1 make the guided target v_g, which a class-dropped row replaces by the plain v_t; part 2 is
-// the JVP's z-tangent v_c2, and where w = omega its inputs are part 0's, so (rows being
+// GUIDE_EVAL evaluates it, GUIDE_AS_FIRST takes part 0's output, GUIDE_UNREAD skips it (its rows
+// are zeros). Step 4's target is v_g = v_t + k (v_c - v_u), with v_c part 0's output and
+// k = 1 - 1/omega on the r = t rows, v_c part 2's and k = 1 - 1/w on the others; a class-dropped
+// row's v_g is v_t. Part 1 is read only where k != 0 and the row is not dropped: outside its
+// interval w = 1 and k = 0, and k multiplies finite values, so skipping changes no bit. Part 2 is
+// also the JVP's z-tangent v_c2, and where w = omega its inputs are part 0's, so (rows being
 // independent) its output is too.
 enum { GUIDE_UNREAD, GUIDE_EVAL, GUIDE_AS_FIRST };
 static int guidance_part(const PmfObjective *o, const PmfStepNoise *n, int i, int part) {
     if (!o->cfg) return GUIDE_EVAL;   // one call: the target and the tangent
-    int repeat = guidance_w(n, i) == n->omega[i];
+    float w = guidance_w(n, i);
+    int repeat = w == n->omega[i];
+    float k = n->fm[i] ? 1.0f - 1.0f / n->omega[i] : 1.0f - 1.0f / w;   // as in step 4
+    int guided = !n->drop[i] && k != 0.0f;
     if (part == 2) return repeat ? GUIDE_AS_FIRST : GUIDE_EVAL;
-    if (part == 1) return n->drop[i] ? GUIDE_UNREAD : GUIDE_EVAL;
-    return (!n->drop[i] || repeat) ? GUIDE_EVAL : GUIDE_UNREAD;
+    if (part == 1) return guided ? GUIDE_EVAL : GUIDE_UNREAD;
+    return (repeat || (guided && n->fm[i])) ? GUIDE_EVAL : GUIDE_UNREAD;
 }
 
 int pmf_guidance_rows(const PmfObjective *o, const PmfStepNoise *n, int i) {
@@ -214,8 +220,8 @@ PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, c
     // 4. The guided target and the JVP's z-tangent from the v-head, without gradients. One call on
     // [z; z; z] with (omega, y), (1, null), (w, y): w = omega inside [t_min, t_max], else 1.
     // Only the rows the step reads are evaluated (guidance_part): the third call only where
-    // w != omega (about a quarter of the rows under the default sampler), and class-dropped rows
-    // skip the unconditional call. Unread rows are zeros.
+    // w != omega (about a quarter of the rows under the default sampler), there neither of the
+    // others (w = 1 outside the interval), and class-dropped rows skip the unconditional call.
     // Its intermediates are dead once the velocities are copied out: the arena gives them back.
     int G = o->cfg ? 3 * B : B;
     float *vgd = tape_alloc(tp, (size_t)G * N * sizeof(float));
