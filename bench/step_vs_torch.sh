@@ -1,7 +1,9 @@
 #!/bin/bash
 # bench/step_vs_torch.sh: the pMF training step, C (bench_step) against the independent PyTorch
 # reference (tools/reference/pmf_ref.py), same model, batch and loss (guidance on 3B rows, JVP
-# forward, both heads' losses, backward, Adam), at 1 and 2 threads each. The four runs alternate
+# forward, both heads' losses, backward, Adam), at 1 and 2 threads each. Both give the same loss
+# and gradient; the C step skips the guidance rows and tangents whose results are never read
+# (pmf/objective.c), PyTorch computes them. The four runs alternate
 # (C 1, C 2, torch 1, torch 2, then again) ROUNDS times and the table gives medians over rounds,
 # so drift of the machine's speed hits both sides alike. Prints the load average first: PyTorch's
 # spinning OpenMP threads collapse when anything else uses the cores, so figures taken under load
@@ -76,4 +78,29 @@ for mb in $models; do
 done
 echo "(ceiling: cblas_sgemm GFLOP/s at the same thread count in the same process; the step's GFLOP per image from"
 echo " pmf_forward_macs as 7 F + 3 H multiply-adds, see bench/bench_step.c. C best/torch: best thread count of each side.)"
+# The count above credits every step with the issue's 27 block evaluations per image; the step
+# skips work whose result it never reads (guidance calls, tangents of r = t rows), so it also
+# gets the FLOPs its GEMMs really did, and their share of the time, from one profiled run per
+# model at 2 threads (bench_step --gemm-profile: a cblas_sgemm in front of OpenBLAS's).
+echo "step_vs_torch: GEMM FLOPs the C step really did (one bench_step --gemm-profile run per model, 2 threads)"
+printf "| %-6s | %14s | %14s | %18s | %19s | %22s |\n" model "GFLOP/img done" "count" "GEMMs' share of time" "speed inside GEMMs" "done FLOPs: of ceiling"
+for mb in $models; do
+    IFS=: read -r model batch mreps <<<"$mb"
+    mreps=${mreps:-$reps}
+    out=$(OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE "$bench" --model "$model" --batch "$batch" --threads 2 --reps "$mreps" --gemm-profile 2>&1)
+    echo "$out" | awk -v model="$model" '
+        $1 == "step" { for (i = 1; i < NF; i++) { if ($i == "img_per_s") ips = $(i + 1); if ($i == "gflop_per_img") cnt = $(i + 1) } }
+        $1 == "gemm_profile" && $2 == "steps" {
+            n = 0; sh = 0
+            for (i = 1; i <= NF; i++) if ($i == "of" && $(i + 1) == "the" && $(i + 2) == "step") { v = $(i - 1); sub("%", "", v); sh += v; n++ }
+            for (i = 1; i < NF; i++) if ($i == "gflop_per_img") done = $(i + 1)
+            for (i = 1; i < NF; i++) if ($i == "per" && $(i + 1) == "thread" && $(i + 2) == "inside") speed = $(i - 2)
+        }
+        $1 == "sgemm" { ceil = $5 }
+        END {
+            if (done == "" || ceil == "") { printf "| %-6s | profile failed |\n", model; exit }
+            printf "| %-6s | %14.4f | %14.4f | %17.1f%% | %12.1f GFLOP/s | %15.0f%% of %.0f |\n", model, done, cnt, sh / n,
+                   speed, 100 * done * ips / ceil, ceil
+        }'
+done
 echo "step_vs_torch: load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
