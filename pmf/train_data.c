@@ -11,31 +11,39 @@
 
 #define STREAM_DATA 0x64617461ull   // the data order's Philox key (xor the run's seed)
 
-// Fashion-MNIST's 28 x 28 images centred on an S x S black canvas ([-1, 1], background -1).
+// Fashion-MNIST's 28 x 28 images, kept as the idx file's bytes; fm_canvas centres one on an
+// S x S black canvas ([-1, 1], background -1) when a batch is made.
+#define FM_SIDE 28
 static int load_fashion_mnist(PmfTrainData *d, int S) {
     IdxImages im;
     IdxLabels lb;
-    if (S < 28) {
+    if (S < FM_SIDE) {
         core_set_error("key 'dataset.image_size' = %d: Fashion-MNIST needs at least 28", S);
         return -1;
     }
     if (fashion_mnist_load(NULL, "train", &im, &lb)) return -1;
-    d->n = im.n, d->C = 1, d->S = S, d->classes = 10;
-    d->images = core_malloc((size_t)im.n * S * S * sizeof(float), "training images");
-    d->labels = core_malloc((size_t)im.n * sizeof(int), "training labels");
-    int off = (S - 28) / 2;
-    for (int i = 0; i < im.n; i++) {
-        float *dst = d->images + (size_t)i * S * S;
-        for (int k = 0; k < S * S; k++) dst[k] = -1.0f;
-        for (int y = 0; y < 28; y++)
-            for (int x = 0; x < 28; x++) dst[(y + off) * S + x + off] = im.pixels[((size_t)i * 28 + y) * 28 + x] / 127.5f - 1.0f;
-        d->labels[i] = lb.labels[i];
+    if (im.h != FM_SIDE || im.w != FM_SIDE) {
+        core_set_error("Fashion-MNIST's training images are %d x %d (expected 28 x 28)", im.h, im.w);
+        idx_free_images(&im);
+        idx_free_labels(&lb);
+        return -1;
     }
+    d->n = im.n, d->C = 1, d->S = S, d->classes = 10;
+    d->pixels = im.pixels, im.pixels = NULL;   // kept; idx_free_images frees the rest
+    d->labels = core_malloc((size_t)im.n * sizeof(int), "training labels");
+    for (int i = 0; i < im.n; i++) d->labels[i] = lb.labels[i];
     idx_free_images(&im);
     idx_free_labels(&lb);
     d->order = core_malloc((size_t)d->n * sizeof(int), "epoch order");
     d->order_epoch = -1;
     return 0;
+}
+
+static void fm_canvas(const uint8_t *px, int S, float *dst) {
+    int off = (S - FM_SIDE) / 2;
+    for (int64_t k = 0; k < (int64_t)S * S; k++) dst[k] = -1.0f;
+    for (int y = 0; y < FM_SIDE; y++)
+        for (int x = 0; x < FM_SIDE; x++) dst[(int64_t)(y + off) * S + x + off] = px[y * FM_SIDE + x] / 127.5f - 1.0f;
 }
 
 // A shard folder must hold images of the model's geometry; d->n becomes the images per epoch over
@@ -113,7 +121,7 @@ int pmf_train_data_batch(PmfTrainData *d, int64_t step, int64_t steps_per_epoch,
     if (epoch != d->order_epoch) epoch_order(d->order, d->n, d->seed, epoch), d->order_epoch = epoch;
     for (int b = 0; b < rows; b++) {
         int i = d->order[first + d->rank + b * d->world];
-        memcpy(x + (size_t)b * numel, d->images + (size_t)i * numel, (size_t)numel * sizeof(float));
+        fm_canvas(d->pixels + (size_t)i * FM_SIDE * FM_SIDE, d->S, x + (size_t)b * numel);
         y[b] = d->labels[i];
     }
     *pos = (DsStreamPos){0, 0};
@@ -122,6 +130,6 @@ int pmf_train_data_batch(PmfTrainData *d, int64_t step, int64_t steps_per_epoch,
 
 void pmf_train_data_close(PmfTrainData *d) {
     if (d->stream) ds_stream_close(d->stream);
-    free(d->images), free(d->labels), free(d->order), free(d->labels32);
+    free(d->pixels), free(d->labels), free(d->order), free(d->labels32);
     memset(d, 0, sizeof *d);
 }

@@ -10,7 +10,8 @@
 typedef struct PmfTrainData {
     int builtin;               // 1: Fashion-MNIST in memory; 0: HDF5 shards streamed
     int n, C, S, classes;      // images per epoch (all ranks), geometry, classes
-    float *images;             // built-in: (n, C, S, S) in [-1, 1]
+    uint8_t *pixels;           // built-in: (n, 28, 28) as in the idx file; each batch puts them
+                               // on the S x S canvas (at 512 px the canvases would be 63 GB)
     int *labels, *order;       // built-in: labels and the current epoch's order
     int64_t order_epoch;
     DsStream *stream;          // shards

@@ -10,6 +10,7 @@
 #include "dataset/dataset.h"
 #include "perceptual/perceptual.h"
 #include "pmf/pmf.h"
+#include "pmf/train_internal.h"
 
 #include <math.h>
 #include <signal.h>
@@ -102,6 +103,40 @@ static void resume_case_from(const char *optimizer, const char *data) {
 }
 
 static void resume_case(const char *optimizer) { resume_case_from(optimizer, "fashion-mnist"); }
+
+// The built-in data keeps Fashion-MNIST's 28 x 28 bytes and puts each on the S x S canvas when a
+// batch is made: at 512 px the canvases of 60,000 images would be 63 GB (the paper's
+// `pmf_train --res 512 --patch 32` aborted allocating them).
+START_TEST(builtin_data_is_put_on_the_canvas_per_batch) {
+    PmfTrainConfig c;
+    small_config(&c, "/tmp/pmf_canvas_run", "muon", 1, 2, 0);
+    c.model.img_size = 512;
+    PmfTrainData d;
+    ck_assert_msg(pmf_train_data_open(&d, &c, 0, 1) == 0, "%s", core_last_error());
+    IdxImages im;
+    IdxLabels lb;
+    ck_assert(fashion_mnist_load(NULL, "train", &im, &lb) == 0);
+    float *x = malloc((size_t)2 * 512 * 512 * sizeof(float));
+    int y[2];
+    DsStreamPos pos;
+    ck_assert(pmf_train_data_batch(&d, 0, d.n / 2, 2, 10, x, y, &pos) == 0);
+    for (int b = 0; b < 2; b++) {
+        int i = d.order[b], off = (512 - 28) / 2, bad = 0;
+        ck_assert_int_eq(y[b], lb.labels[i]);
+        for (int r = 0; r < 512; r++)
+            for (int q = 0; q < 512; q++) {
+                int in = r >= off && r < off + 28 && q >= off && q < off + 28;
+                float want = in ? im.pixels[((size_t)i * 28 + r - off) * 28 + q - off] / 127.5f - 1.0f : -1.0f;
+                bad += x[((size_t)b * 512 + r) * 512 + q] != want;
+            }
+        ck_assert_msg(bad == 0, "image %d: %d pixels differ from the idx file's on the canvas", b, bad);
+    }
+    free(x);
+    idx_free_images(&im);
+    idx_free_labels(&lb);
+    pmf_train_data_close(&d);
+}
+END_TEST
 
 START_TEST(resume_is_bit_exact_muon) { resume_case("muon"); }
 END_TEST
@@ -528,6 +563,7 @@ int main(void) {
     tcase_add_test(tc, resume_is_bit_exact_adamw);
     tcase_add_test(tc, resume_is_bit_exact_from_shards);
     tcase_add_test(tc, micro_batches_give_the_batch_update);
+    tcase_add_test(tc, builtin_data_is_put_on_the_canvas_per_batch);
     tcase_add_test(tc, sigkill_while_saving_leaves_a_loadable_checkpoint);
     tcase_add_test(tc, missing_perceptual_weights_stop_the_run);
     tcase_add_test(tc, perceptual_terms_share_one_crop);
