@@ -1,6 +1,6 @@
 // bench/gemm_profile.c: where a step's time goes, GEMMs against everything else. bench_step
-// defines cblas_sgemm itself, so every GEMM the engine makes (core/gemm.h's one call site) passes
-// through here on its way to OpenBLAS's (found with dlsym(RTLD_NEXT)); each call's FLOPs and
+// defines cblas_sgemm itself, so every GEMM the engine makes (core/gemm.h's wrappers and the
+// attention's own calls) passes through here on its way to OpenBLAS's (found with dlsym(RTLD_NEXT)); each call's FLOPs and
 // wall time are added to its thread's slot and to a size class. Timing costs two clock reads a
 // call (about 40 ns), against calls of 0.1 ms and more.
 #include <cblas.h>

@@ -154,8 +154,8 @@ typedef struct PmfLoss {
 // tape_backward(tp, out.loss, NULL) afterwards for the gradients.
 PmfLoss pmf_loss(Tape *tp, PmfModel *m, const PmfObjective *o, const float *x, const int *labels,
                  const PmfStepNoise *n);
-// Network rows the guidance pass evaluates for row i of n: 1 without CFG, else 2 or 3 (the third
-// call is skipped where it would repeat the first, see pmf/objective.c).
+// Network rows the guidance pass evaluates for row i of n: 1 without CFG, else 1 to 3 (calls whose
+// output repeats another or is never read are skipped, see guidance_part in pmf/objective.c).
 int pmf_guidance_rows(const PmfObjective *o, const PmfStepNoise *n, int i);
 
 // The gradient of one training step (pmf/step.c): pmf_loss and backward on every micro-batch of
